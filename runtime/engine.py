@@ -1,0 +1,138 @@
+"""The embedded model's infill engine: request -> context -> canvases -> text.
+
+Block-autoregressive: a canvas that fills up with no pad is appended to the
+context (it is causal, so the cache just grows) and a fresh canvas continues,
+until a pad appears or `max_tokens` is reached.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+
+from runtime.cache import ContextCache
+from runtime.canvas import build_context, strip_heal, trim_suffix_overlap
+from runtime.model import KV, InfillTransformer
+from runtime.policies import make_policy
+from runtime.sampler import CanvasSpec, denoise
+from runtime.tokenizer import Tokenizer
+from runtime.types import BadRequest, InfillRequest, InfillResult, InfillStats
+
+
+class EmbeddedEngine:
+    """Runs one request at a time (a lock serialises callers from several threads)."""
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        model: InfillTransformer,
+        tokenizer: Tokenizer,
+        *,
+        cache_bytes: int = 256 * 2**20,
+        device: str = "cpu",
+        description: str = "",
+    ) -> None:
+        if model.args.vocab_size < tokenizer.vocab_size:
+            raise ValueError(
+                f"model vocabulary {model.args.vocab_size} < tokenizer's {tokenizer.vocab_size}"
+            )
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.cache = ContextCache(cache_bytes)
+        self.device = torch.device(device)
+        self.description = description
+        self._lock = threading.Lock()
+        specials = tokenizer.special_ids - {tokenizer.pad_id}
+        self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
+
+    @property
+    def canvas_len(self) -> int:
+        return self.model.args.canvas_len
+
+    def infill(
+        self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None
+    ) -> InfillResult:
+        if req.max_tokens < 1:
+            raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
+        canvas_len = req.canvas_tokens or self.canvas_len
+        policy = make_policy(req.policy, canvas_len)  # validates the name before any work
+        with self._lock, torch.inference_mode():
+            return self._infill(req, policy, canvas_len, should_cancel)
+
+    def _infill(self, req, policy, canvas_len, should_cancel) -> InfillResult:
+        started = time.perf_counter()
+        ctx = build_context(self.tok, req.prefix, req.suffix, req.context_tokens)
+        ids = list(ctx.ids)
+        kv, cached = self._encode(ids)
+        generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
+        out: list[int] = []
+        forwards = remasked = canvases = 0
+        deadline_hit = False
+        heal_ids = self.tok.ids_starting_with(ctx.heal.encode()) if ctx.heal else None
+        while len(out) < req.max_tokens:
+            spec = CanvasSpec(
+                length=canvas_len,
+                mask_id=self.tok.mask_id,
+                pad_id=self.tok.pad_id,
+                banned_ids=self._banned,
+                first_slot_ids=heal_ids if not out else None,
+            )
+
+            def forward(canvas: torch.Tensor, kv: KV = kv) -> torch.Tensor:
+                return self.model.denoise(canvas[None].to(self.device), kv)[0].cpu()  # (C, V)
+
+            res = denoise(
+                forward,
+                spec,
+                policy,
+                temperature=req.temperature,
+                generator=generator,
+                should_cancel=should_cancel,
+                deadline_ms=req.deadline_ms,
+                started=started,
+            )
+            canvases += 1
+            forwards += res.forwards
+            remasked += res.remasked
+            deadline_hit |= res.deadline_hit
+            body = [t for t in res.tokens if t != self.tok.pad_id]
+            out.extend(body)
+            ended = len(body) < canvas_len
+            text_so_far = strip_heal(self.tok, ctx.heal, out)
+            if ended or res.deadline_hit or (req.single_line and "\n" in text_so_far):
+                break
+            # the canvas was full: it becomes context for the next one
+            ids.extend(body)
+            kv = self.model.encode(torch.tensor([body], device=self.device), kv)
+            self.cache.store(ids, kv)
+        out = out[: req.max_tokens]
+        text = strip_heal(self.tok, ctx.heal, out)
+        if req.single_line:
+            text = text.split("\n", 1)[0]
+        prefix_line = req.prefix.rsplit("\n", 1)[-1]
+        text = trim_suffix_overlap(text, req.suffix, prefix_line)
+        stats = InfillStats(
+            forwards=forwards,
+            tokens=len(out),
+            remasked=remasked,
+            canvases=canvases,
+            context_tokens=len(ctx.ids),
+            cached_tokens=cached,
+            ms=(time.perf_counter() - started) * 1000,
+            deadline_hit=deadline_hit,
+        )
+        return InfillResult(text=text, stats=stats)
+
+    def _encode(self, ids: list[int]) -> tuple[KV, int]:
+        """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens)."""
+        n, past = self.cache.lookup(ids)
+        if n == len(ids) and past is not None:  # identical context
+            return past, n
+        tail = torch.tensor([ids[n:]], device=self.device)  # (1, T)
+        kv = self.model.encode(tail, past if n > 0 else None)
+        self.cache.store(ids, kv)
+        return kv, n

@@ -1,0 +1,144 @@
+"""Model folders and presets -> a ready engine.  Performance switches live here, not in the model.
+
+A model folder holds::
+
+    config.json        {"format": "dg-lsp-embedded", "model": {ModelArgs...}, "name": ..., "trained": {...}}
+    tokenizer.json     HF tokenizers file with the special tokens of runtime.tokenizer
+    *.safetensors      weights (one file or shards)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from runtime.engine import EmbeddedEngine
+from runtime.model import PRESETS, InfillTransformer, ModelArgs
+from runtime.tokenizer import Tokenizer
+from runtime.types import ModelLoadError
+
+FORMAT = "dg-lsp-embedded"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dg-code-small"
+SHARD_BYTES = 16 * 2**20
+
+
+def set_threads(threads: int | None) -> None:
+    """Pin torch's intra-op threads (default: 1 per physical core we were given, at most 4).
+
+    On a 2-core machine shared with the editor, OpenMP spinning across busy
+    cores made one small forward ten times slower than a single thread."""
+    if threads is None:
+        threads = max(1, min(4, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(threads)
+
+
+def resolve(spec: str) -> str | Path:
+    """'default' -> the shipped model folder, a preset name stays, anything else is a path."""
+    if spec == "default":
+        return DEFAULT_MODEL_DIR
+    if spec in PRESETS:
+        return spec
+    return Path(spec).expanduser()
+
+
+def load_engine(
+    spec: str = "default", *, device: str = "cpu", threads: int | None = None, seed: int = 0
+) -> EmbeddedEngine:
+    set_threads(threads)
+    where = resolve(spec)
+    if isinstance(where, str):
+        return random_engine(where, device=device, seed=seed)
+    model, tok, name = load_folder(where)
+    return EmbeddedEngine(model.to(device), tok, device=device, description=name)
+
+
+def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> EmbeddedEngine:
+    """A random-weight preset with the byte-level tokenizer (tests and plumbing only)."""
+    args = PRESETS[preset]
+    tok = Tokenizer.byte_level()
+    if args.vocab_size < tok.vocab_size:
+        raise ModelLoadError(
+            f"preset {preset!r} has vocabulary {args.vocab_size} < byte tokenizer's {tok.vocab_size}"
+        )
+    torch.manual_seed(seed)
+    model = InfillTransformer(args).to(device)
+    return EmbeddedEngine(model, tok, device=device, description=f"{preset} (random weights)")
+
+
+def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str]:
+    if not path.exists():
+        raise ModelLoadError(f"model folder {path} does not exist")
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} is not a folder")
+    cfg_path = path / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"model folder {path} has no config.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise ModelLoadError(f"{cfg_path} is not a dg-lsp embedded model (format != {FORMAT!r})")
+    try:
+        args = ModelArgs.from_dict(cfg["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(f"{cfg_path}: bad model section: {e}") from None
+    try:
+        tok = Tokenizer.from_file(path / "tokenizer.json")
+    except Exception as e:  # tokenizers raises its own Exception subclasses
+        raise ModelLoadError(f"{path / 'tokenizer.json'} cannot be loaded: {one_line(e)}") from None
+    shards = sorted(path.glob("*.safetensors"))
+    if not shards:
+        raise ModelLoadError(f"model folder {path} has no *.safetensors weights")
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        try:
+            state.update(load_file(str(shard)))
+        except (SafetensorError, OSError) as e:
+            raise ModelLoadError(f"{shard} is corrupt: {one_line(e)}") from None
+    model = InfillTransformer(args)
+    state.setdefault("head.weight", state.get("embed.weight"))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"weights in {path} do not match config.json: {one_line(e)}") from None
+    if args.vocab_size < tok.vocab_size:
+        raise ModelLoadError(f"{path}: model vocabulary {args.vocab_size} < tokenizer's {tok.vocab_size}")
+    return model.eval(), tok, str(cfg.get("name", path.name))
+
+
+def save_folder(
+    path: Path, model: InfillTransformer, tok: Tokenizer, *, name: str, extra: dict | None = None
+) -> list[Path]:
+    """Write config.json, tokenizer.json and weight shards of at most 16 MiB each."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.safetensors"):
+        old.unlink()
+    cfg = {"format": FORMAT, "name": name, "model": model.args.to_dict(), **(extra or {})}
+    (path / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    tok.save(path / "tokenizer.json")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "head.weight"}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k, v in state.items():
+        n = v.numel() * v.element_size()
+        if shards[-1] and size + n > SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][k] = v
+        size += n
+    written = []
+    for i, shard in enumerate(shards):
+        f = path / f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(f))
+        written.append(f)
+    return written
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__

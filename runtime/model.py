@@ -1,0 +1,210 @@
+"""The embedded infilling network: a small pre-norm transformer with two attention modes.
+
+* Context tokens are encoded with causal attention, so their keys/values never
+  depend on the canvas and can be cached exactly (see `runtime.cache`).
+* Canvas tokens attend bidirectionally to each other and to the whole context.
+
+Training runs both at once (`forward_train`, one attention mask); inference
+encodes the context once (`encode`) and then runs `denoise` per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    vocab_size: int = 261
+    dim: int = 32
+    n_layers: int = 2
+    n_heads: int = 2
+    ffn_mult: float = 2.75
+    canvas_len: int = 16
+    max_seq_len: int = 4096
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def ffn_dim(self) -> int:
+        return int(self.dim * self.ffn_mult) // 8 * 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelArgs:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, ModelArgs] = {
+    # random weights, byte-level tokenizer: for tests only
+    "tiny": ModelArgs(vocab_size=261, dim=32, n_layers=2, n_heads=2, canvas_len=16),
+    # the embedded default model's shape (trained by runtime/train); vocab from its tokenizer
+    "small": ModelArgs(vocab_size=8192, dim=256, n_layers=6, n_heads=4, canvas_len=32),
+}
+
+
+KV = list[tuple[Tensor, Tensor]]
+"""Per layer (keys, values), each (B, H, T, Dh), rotary already applied to keys."""
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor, Tensor]:
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # (Dh/2,)
+    ang = positions.float()[:, None] * inv[None, :]  # (T, Dh/2)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x: (B, H, T, Dh); cos/sin: (T, Dh/2)."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, Dh/2, 2)
+    return out.flatten(-2).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, a: ModelArgs) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = a.n_heads, a.head_dim
+        self.wqkv = nn.Linear(a.dim, 3 * a.dim, bias=False)
+        self.wo = nn.Linear(a.dim, a.dim, bias=False)
+
+    def project(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        q, k, v = self.wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # q, k, v: (B, H, T, Dh)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        b, _, t, _ = q.shape
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
+        return self.wo(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, a: ModelArgs) -> None:
+        super().__init__()
+        self.w13 = nn.Linear(a.dim, 2 * a.ffn_dim, bias=False)
+        self.w2 = nn.Linear(a.ffn_dim, a.dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, a: ModelArgs) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(a.dim, a.norm_eps)
+        self.attn = Attention(a)
+        self.ffn_norm = RMSNorm(a.dim, a.norm_eps)
+        self.ffn = FeedForward(a)
+
+
+class InfillTransformer(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.embed = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(Block(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.head = nn.Linear(args.dim, args.vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # tied: the vocabulary dominates a small model's size
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith(("wo.weight", "w2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * args.n_layers))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear | nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    # ------------------------------------------------------------------ training
+    def forward_train(self, ids: Tensor, ctx_len: int, key_valid: Tensor) -> Tensor:
+        """ids: (B, L) = context (first `ctx_len`, left-padded) + canvas; key_valid: (B, L) bool.
+
+        Returns logits (B, L, V): context rows predict the next context token,
+        canvas rows predict the canvas token at their own slot.
+        """
+        b, seq = ids.shape
+        pos = torch.arange(seq, device=ids.device)
+        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=ids.device).tril()
+        causal[ctx_len:, :] = True  # canvas rows see everything
+        mask = causal[None] & key_valid[:, None, :]  # (B, L, L)
+        # left-padding rows would see no key at all: let them see themselves (their output is unused)
+        mask |= torch.eye(seq, dtype=torch.bool, device=ids.device)[None]
+        mask = mask[:, None]  # (B, 1, L, L)
+        x = self.embed(ids)  # (B, L, D)
+        for layer in self.layers:
+            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            x = x + layer.attn.attend(q, k, v, mask)
+            x = x + layer.ffn(layer.ffn_norm(x))
+        return self.head(self.norm(x))  # (B, L, V)
+
+    # ----------------------------------------------------------------- inference
+    def encode(self, ids: Tensor, past: KV | None) -> KV:
+        """Causally encode context tokens `ids` (1, T) after `past`; returns the extended K/V."""
+        start = past[0][0].shape[2] if past else 0
+        t = ids.shape[1]
+        pos = torch.arange(start, start + t, device=ids.device)
+        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+        mask = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).tril(diagonal=start)
+        x = self.embed(ids)  # (1, T, D)
+        out: KV = []
+        for i, layer in enumerate(self.layers):
+            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            if past:
+                k = torch.cat((past[i][0], k), dim=2)  # (1, H, start+T, Dh)
+                v = torch.cat((past[i][1], v), dim=2)
+            out.append((k, v))
+            x = x + layer.attn.attend(q, k, v, mask)
+            x = x + layer.ffn(layer.ffn_norm(x))
+        return out
+
+    def denoise(self, canvas: Tensor, ctx: KV) -> Tensor:
+        """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1).
+
+        Returns logits (B, C, V).
+        """
+        b, c = canvas.shape
+        start = ctx[0][0].shape[2]
+        pos = torch.arange(start, start + c, device=canvas.device)
+        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+        x = self.embed(canvas)  # (B, C, D)
+        for i, layer in enumerate(self.layers):
+            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            kc, vc = ctx[i]
+            k = torch.cat((kc.expand(b, -1, -1, -1), k), dim=2)  # (B, H, start+C, Dh)
+            v = torch.cat((vc.expand(b, -1, -1, -1), v), dim=2)
+            x = x + layer.attn.attend(q, k, v, None)
+            x = x + layer.ffn(layer.ffn_norm(x))
+        return self.head(self.norm(x))  # (B, C, V)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

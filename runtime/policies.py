@@ -1,0 +1,185 @@
+"""Unmasking/remasking policies: given one step's model beliefs, which slots to commit.
+
+Every policy is a small object with `decide(view) -> Decision`; the loop that
+calls it (`runtime.sampler.denoise`) is written once.  Policies are looked up
+by name in `POLICIES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from runtime.schedule import SCHEDULES, Schedule
+from runtime.types import BadRequest
+
+
+@dataclass(frozen=True)
+class StepView:
+    step: int
+    confidence: Tensor
+    """(C,) probability of the proposed token at every slot."""
+    entropy: Tensor
+    """(C,) entropy (nats) of every slot's distribution."""
+    proposal: Tensor
+    """(C,) proposed token per slot (argmax, or a sample when temperature > 0)."""
+    masked: Tensor
+    """(C,) bool: slot still open."""
+    current_confidence: Tensor
+    """(C,) probability the model now gives to each committed slot's token."""
+    committed_at: Tensor
+    """(C,) step at which each slot was committed (-1 if open)."""
+    remask_count: Tensor
+    """(C,) how often each slot was re-masked so far."""
+    previous_proposal: Tensor | None
+    elapsed_ms: float
+    step_ms: float
+    """Estimated cost of one more step."""
+    deadline_ms: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    commit: Tensor
+    """(C,) bool: open slots to fill with their proposal."""
+    remask: Tensor | None = None
+    """(C,) bool: committed slots to open again (self-correction)."""
+    finish: bool = False
+    """Commit every open slot at its proposal and end the canvas."""
+
+
+class Policy:
+    name = "policy"
+
+    def decide(self, v: StepView) -> Decision:
+        raise NotImplementedError
+
+
+def _top(score: Tensor, masked: Tensor, k: int) -> Tensor:
+    """Bool mask of the k open slots with the highest score."""
+    s = torch.where(masked, score, torch.full_like(score, -torch.inf))
+    k = min(k, int(masked.sum()))
+    out = torch.zeros_like(masked)
+    out[torch.topk(s, k).indices] = True
+    return out
+
+
+@dataclass
+class Sequential(Policy):
+    """One slot per forward, most confident first: the autoregressive-speed baseline."""
+
+    name = "sequential"
+
+    def decide(self, v: StepView) -> Decision:
+        return Decision(commit=_top(v.confidence, v.masked, 1))
+
+
+@dataclass
+class LLaDA(Policy):
+    """Fixed step count; commit the most confident slots, keep the rest masked
+    (low-confidence remasking, as in LLaDA's generate.py)."""
+
+    schedule: Schedule
+    name = "llada"
+
+    def decide(self, v: StepView) -> Decision:
+        k = self.schedule.count(v.step, int(v.masked.sum()))
+        return Decision(commit=_top(v.confidence, v.masked, k))
+
+
+@dataclass
+class Threshold(Policy):
+    """Commit every slot with confidence >= tau, plus the single best (Fast-dLLM)."""
+
+    tau: float = 0.9
+    name = "threshold"
+
+    def decide(self, v: StepView) -> Decision:
+        return Decision(commit=(v.masked & (v.confidence >= self.tau)) | _top(v.confidence, v.masked, 1))
+
+
+def entropy_bounded(entropy: Tensor, masked: Tensor, gamma: float) -> Tensor:
+    """Largest set of lowest-entropy open slots whose summed entropy minus its max <= gamma
+    (EB-sampler).  Always at least one slot when any is open."""
+    h = torch.where(masked, entropy, torch.full_like(entropy, torch.inf))
+    order = torch.argsort(h)  # ascending
+    n_open = int(masked.sum())
+    hs = h[order[:n_open]]
+    within = (torch.cumsum(hs, 0) - hs) <= gamma  # sorted, so the max of the first k is the k-th
+    k = max(1, int(within.sum()))
+    out = torch.zeros_like(masked)
+    out[order[:k]] = True
+    return out
+
+
+@dataclass
+class Entropy(Policy):
+    """EB-sampler (DiffusionGemma's acceptance rule, without renoising)."""
+
+    gamma: float = 0.1
+    name = "entropy"
+
+    def decide(self, v: StepView) -> Decision:
+        return Decision(commit=entropy_bounded(v.entropy, v.masked, self.gamma))
+
+
+@dataclass
+class Adaptive(Policy):
+    """Ours: entropy-bounded commits, bounded self-correction, early stop, deadline.
+
+    * self-correction: a slot committed at an earlier step whose token the model
+      now believes with probability < `remask_floor` is opened again, at most
+      `max_remask_per_slot` times per slot, so the loop always terminates;
+    * early stop: when the proposal for every open slot is the same as at the
+      previous step and their mean entropy is below `stable_entropy`, commit all;
+    * deadline: when one more step would overrun `deadline_ms`, commit all now
+      (anytime decoding).
+    """
+
+    gamma: float = 0.25
+    remask_floor: float = 0.05
+    max_remask_per_slot: int = 1
+    stable_entropy: float = 0.3
+    name = "adaptive"
+
+    def decide(self, v: StepView) -> Decision:
+        if v.deadline_ms is not None and v.elapsed_ms + v.step_ms >= v.deadline_ms:
+            return Decision(commit=v.masked.clone(), finish=True)
+        if v.previous_proposal is not None and v.masked.any():
+            same = bool((v.proposal[v.masked] == v.previous_proposal[v.masked]).all())
+            if same and float(v.entropy[v.masked].mean()) < self.stable_entropy:
+                return Decision(commit=v.masked.clone(), finish=True)
+        commit = entropy_bounded(v.entropy, v.masked, self.gamma)
+        remask = (
+            ~v.masked
+            & (v.committed_at >= 0)
+            & (v.committed_at < v.step)
+            & (v.current_confidence < self.remask_floor)
+            & (v.remask_count < self.max_remask_per_slot)
+        )
+        return Decision(commit=commit, remask=remask)
+
+
+PolicyFactory = Callable[..., Policy]
+
+POLICIES: dict[str, PolicyFactory] = {
+    "sequential": lambda canvas_len, **kw: Sequential(),
+    "llada": lambda canvas_len, steps=None, schedule="linear", **kw: LLaDA(
+        SCHEDULES[schedule](steps or max(1, canvas_len // 4))
+    ),
+    "threshold": lambda canvas_len, tau=0.9, **kw: Threshold(tau=tau),
+    "entropy": lambda canvas_len, gamma=0.1, **kw: Entropy(gamma=gamma),
+    "adaptive": lambda canvas_len, **kw: Adaptive(**kw),
+}
+
+
+def make_policy(name: str, canvas_len: int, **options: object) -> Policy:
+    """The policy called `name`; options override its defaults."""
+    try:
+        factory = POLICIES[name]
+    except KeyError:
+        raise BadRequest(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})") from None
+    return factory(canvas_len, **options)

@@ -1,0 +1,151 @@
+"""The denoising loop, written once.  Policies decide; this loop only does the bookkeeping.
+
+    forward -> constrain -> beliefs -> policy.decide -> commit / remask / pad closure
+
+A slot that commits to pad ends the infill: every slot after it becomes pad
+(the model was trained with the middle followed by pads only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from runtime.policies import Policy, StepView
+from runtime.types import Cancelled
+
+Forward = Callable[[Tensor], Tensor]
+"""(C,) canvas ids -> (C, V) logits."""
+
+
+@dataclass(frozen=True)
+class CanvasSpec:
+    length: int
+    mask_id: int
+    pad_id: int
+    banned_ids: tuple[int, ...]
+    """Ids never to propose (mask and the other specials except pad)."""
+    first_slot_ids: tuple[int, ...] | None = None
+    """If set, slot 0 may only hold one of these (boundary healing)."""
+
+
+@dataclass(frozen=True)
+class CanvasOutcome:
+    tokens: list[int]
+    forwards: int
+    remasked: int
+    deadline_hit: bool
+
+
+def denoise(
+    forward: Forward,
+    spec: CanvasSpec,
+    policy: Policy,
+    *,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    deadline_ms: float | None = None,
+    started: float | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> CanvasOutcome:
+    started = time.perf_counter() if started is None else started
+    c = spec.length
+    tokens = torch.full((c,), spec.mask_id, dtype=torch.long)  # (C,)
+    masked = torch.ones(c, dtype=torch.bool)
+    committed_at = torch.full((c,), -1, dtype=torch.long)
+    remask_count = torch.zeros(c, dtype=torch.long)
+    bias = _constraint_bias(spec, forward_vocab=None)
+    previous: Tensor | None = None
+    forwards = remasked = 0
+    step_ms = 0.0
+    deadline_hit = False
+    step = 0
+    while masked.any():
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("cancelled between denoising steps")
+        t0 = time.perf_counter()
+        logits = forward(tokens).float()  # (C, V)
+        forwards += 1
+        if bias is None or bias.shape[-1] != logits.shape[-1]:
+            bias = _constraint_bias(spec, forward_vocab=logits.shape[-1])
+        logits = logits + bias
+        if temperature > 0:
+            logits = logits / temperature
+        logp = torch.log_softmax(logits, dim=-1)  # (C, V)
+        probs = logp.exp()
+        if temperature > 0:
+            proposal = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (C,)
+        else:
+            proposal = probs.argmax(-1)  # (C,)
+        confidence = probs.gather(-1, proposal[:, None]).squeeze(-1)
+        entropy = -(probs * logp.clamp_min(-1e9)).sum(-1)
+        current = probs.gather(-1, tokens.clamp_max(probs.shape[-1] - 1)[:, None]).squeeze(-1)
+        elapsed = (time.perf_counter() - started) * 1000
+        this_ms = (time.perf_counter() - t0) * 1000
+        step_ms = this_ms if step == 0 else 0.7 * step_ms + 0.3 * this_ms
+        decision = policy.decide(
+            StepView(
+                step=step,
+                confidence=confidence,
+                entropy=entropy,
+                proposal=proposal,
+                masked=masked,
+                current_confidence=current,
+                committed_at=committed_at,
+                remask_count=remask_count,
+                previous_proposal=previous,
+                elapsed_ms=elapsed,
+                step_ms=step_ms,
+                deadline_ms=deadline_ms,
+            )
+        )
+        commit = decision.commit & masked
+        if decision.finish:
+            commit = masked.clone()
+            deadline_hit = deadline_ms is not None and elapsed + step_ms >= deadline_ms
+        elif not commit.any():  # a policy must make progress; take the most confident slot
+            commit = torch.zeros_like(masked)
+            commit[torch.where(masked, confidence, -1.0).argmax()] = True
+        if decision.remask is not None and not decision.finish:
+            reopen = decision.remask & ~masked & ~commit & (tokens != spec.pad_id)
+            if reopen.any():
+                tokens[reopen] = spec.mask_id
+                masked |= reopen
+                committed_at[reopen] = -1
+                remask_count += reopen.long()
+                remasked += int(reopen.sum())
+        tokens[commit] = proposal[commit]
+        masked &= ~commit
+        committed_at[commit] = step
+        _close_after_pad(tokens, masked, spec.pad_id)
+        previous = proposal
+        step += 1
+        if on_step is not None:
+            on_step(step)
+    return CanvasOutcome(tokens.tolist(), forwards, remasked, deadline_hit)
+
+
+def _close_after_pad(tokens: Tensor, masked: Tensor, pad_id: int) -> None:
+    is_pad = (tokens == pad_id) & ~masked
+    if is_pad.any():
+        first = int(is_pad.nonzero()[0])
+        tokens[first:] = pad_id
+        masked[first:] = False
+
+
+def _constraint_bias(spec: CanvasSpec, forward_vocab: int | None) -> Tensor | None:
+    if forward_vocab is None:
+        return None
+    bias = torch.zeros(spec.length, forward_vocab)  # (C, V)
+    bias[:, list(spec.banned_ids)] = -torch.inf
+    if spec.first_slot_ids is not None:
+        row = torch.full((forward_vocab,), -torch.inf)
+        row[list(spec.first_slot_ids)] = 0.0
+        bias[0] = row
+        # an empty slot 0 would drop the healed text: it may not be pad either
+    return bias
