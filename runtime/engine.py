@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from runtime.cache import ContextCache
-from runtime.canvas import build_context, strip_heal, trim_suffix_overlap
+from runtime.canvas import build_context, canvas_target, strip_heal, trim_suffix_overlap
 from runtime.model import KV, InfillTransformer
 from runtime.policies import make_policy
 from runtime.sampler import CanvasSpec, denoise
@@ -68,18 +68,27 @@ class EmbeddedEngine:
         ctx = build_context(self.tok, req.prefix, req.suffix, req.context_tokens)
         ids = list(ctx.ids)
         kv, cached = self._encode(ids)
-        generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
+        generator = torch.Generator().manual_seed(req.seed)
+        sample_gen = generator if req.temperature > 0 else None
         out: list[int] = []
         forwards = remasked = canvases = 0
         deadline_hit = False
         heal_ids = self.tok.ids_starting_with(ctx.heal.encode()) if ctx.heal else None
-        while len(out) < req.max_tokens:
+        drafts = self._draft_canvases(req, ctx.heal, canvas_len, generator) if req.draft is not None else None
+        max_tokens = req.max_tokens if drafts is None else max(req.max_tokens, sum(map(len, drafts)))
+        while len(out) < max_tokens:
+            initial = None
+            if drafts is not None:
+                if canvases >= len(drafts):
+                    break
+                initial = drafts[canvases]
             spec = CanvasSpec(
-                length=canvas_len,
+                length=len(initial) if initial else canvas_len,
                 mask_id=self.tok.mask_id,
                 pad_id=self.tok.pad_id,
                 banned_ids=self._banned,
-                first_slot_ids=heal_ids if not out else None,
+                first_slot_ids=heal_ids if not out and canvases == 0 else None,
+                initial=initial,
             )
 
             def forward(canvas: torch.Tensor, kv: KV = kv) -> torch.Tensor:
@@ -90,7 +99,7 @@ class EmbeddedEngine:
                 spec,
                 policy,
                 temperature=req.temperature,
-                generator=generator,
+                generator=sample_gen,
                 should_cancel=should_cancel,
                 deadline_ms=req.deadline_ms,
                 started=started,
@@ -101,15 +110,18 @@ class EmbeddedEngine:
             deadline_hit |= res.deadline_hit
             body = [t for t in res.tokens if t != self.tok.pad_id]
             out.extend(body)
-            ended = len(body) < canvas_len
-            text_so_far = strip_heal(self.tok, ctx.heal, out)
-            if ended or res.deadline_hit or (req.single_line and "\n" in text_so_far):
+            if drafts is None:
+                ended = len(body) < canvas_len
+                text_so_far = strip_heal(self.tok, ctx.heal, out)
+                if ended or res.deadline_hit or (req.single_line and "\n" in text_so_far):
+                    break
+            elif canvases >= len(drafts):
                 break
-            # the canvas was full: it becomes context for the next one
+            # the canvas is done: it becomes context for the next one
             ids.extend(body)
             kv = self.model.encode(torch.tensor([body], device=self.device), kv)
             self.cache.store(ids, kv)
-        out = out[: req.max_tokens]
+        out = out[:max_tokens]
         text = strip_heal(self.tok, ctx.heal, out)
         if req.single_line:
             text = text.split("\n", 1)[0]
@@ -126,6 +138,25 @@ class EmbeddedEngine:
             deadline_hit=deadline_hit,
         )
         return InfillResult(text=text, stats=stats)
+
+    def _draft_canvases(
+        self, req: InfillRequest, heal: str, canvas_len: int, generator: torch.Generator
+    ) -> list[tuple[int, ...]]:
+        """Rewrite mode: the draft's tokens in canvas-sized chunks, a fraction of them masked,
+        plus a few open slots at the end so the text may grow (pads let it shrink)."""
+        if not 0.0 <= req.remask <= 1.0:
+            raise BadRequest(f"remask must be within [0, 1], got {req.remask}")
+        ids = canvas_target(self.tok, heal, req.draft or "")
+        chunks = [ids[i : i + canvas_len] for i in range(0, len(ids), canvas_len)] or [[]]
+        slack = max(2, min(canvas_len, len(chunks[-1]) // 4 + 2))
+        out = []
+        for chunk in chunks:
+            t = torch.tensor(chunk, dtype=torch.long)
+            hide = torch.rand(len(chunk), generator=generator) < req.remask
+            t[hide] = self.tok.mask_id
+            out.append(tuple(t.tolist()))
+        out[-1] = out[-1] + (self.tok.mask_id,) * slack
+        return out
 
     def _encode(self, ids: list[int]) -> tuple[KV, int]:
         """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens)."""

@@ -155,7 +155,6 @@ class Adaptive(Policy):
         commit = entropy_bounded(v.entropy, v.masked, self.gamma)
         remask = (
             ~v.masked
-            & (v.committed_at >= 0)
             & (v.committed_at < v.step)
             & (v.current_confidence < self.remask_floor)
             & (v.remask_count < self.max_remask_per_slot)

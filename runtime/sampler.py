@@ -31,6 +31,8 @@ class CanvasSpec:
     """Ids never to propose (mask and the other specials except pad)."""
     first_slot_ids: tuple[int, ...] | None = None
     """If set, slot 0 may only hold one of these (boundary healing)."""
+    initial: tuple[int, ...] | None = None
+    """Starting canvas (rewrite mode): mask ids mark open slots, others start committed."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,15 @@ def denoise(
 ) -> CanvasOutcome:
     started = time.perf_counter() if started is None else started
     c = spec.length
-    tokens = torch.full((c,), spec.mask_id, dtype=torch.long)  # (C,)
-    masked = torch.ones(c, dtype=torch.bool)
-    committed_at = torch.full((c,), -1, dtype=torch.long)
+    if spec.initial is not None:
+        assert len(spec.initial) == c, "initial canvas must fill the canvas"
+        tokens = torch.tensor(spec.initial, dtype=torch.long)  # (C,)
+    else:
+        tokens = torch.full((c,), spec.mask_id, dtype=torch.long)  # (C,)
+    masked = tokens == spec.mask_id
+    committed_at = torch.where(masked, -1, -2)  # draft tokens count as committed before step 0
     remask_count = torch.zeros(c, dtype=torch.long)
-    bias = _constraint_bias(spec, forward_vocab=None)
+    bias: Tensor | None = None
     previous: Tensor | None = None
     forwards = remasked = 0
     step_ms = 0.0
@@ -122,7 +128,8 @@ def denoise(
         tokens[commit] = proposal[commit]
         masked &= ~commit
         committed_at[commit] = step
-        _close_after_pad(tokens, masked, spec.pad_id)
+        if spec.initial is None:  # a draft's canvas keeps its length; pads inside it are just dropped
+            _close_after_pad(tokens, masked, spec.pad_id)
         previous = proposal
         step += 1
         if on_step is not None:
@@ -138,14 +145,11 @@ def _close_after_pad(tokens: Tensor, masked: Tensor, pad_id: int) -> None:
         masked[first:] = False
 
 
-def _constraint_bias(spec: CanvasSpec, forward_vocab: int | None) -> Tensor | None:
-    if forward_vocab is None:
-        return None
+def _constraint_bias(spec: CanvasSpec, forward_vocab: int) -> Tensor:
     bias = torch.zeros(spec.length, forward_vocab)  # (C, V)
     bias[:, list(spec.banned_ids)] = -torch.inf
     if spec.first_slot_ids is not None:
         row = torch.full((forward_vocab,), -torch.inf)
         row[list(spec.first_slot_ids)] = 0.0
-        bias[0] = row
-        # an empty slot 0 would drop the healed text: it may not be pad either
+        bias[0] = row  # not pad either: an empty slot 0 would drop the healed text
     return bias

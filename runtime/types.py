@@ -42,6 +42,10 @@ class InfillRequest:
     """Stop at the first newline of the infill (rest-of-line completion)."""
     canvas_tokens: int | None = None
     """Canvas size override; None uses the model's own canvas length."""
+    draft: str | None = None
+    """Rewrite mode: start the canvas from this text instead of all masks."""
+    remask: float = 0.5
+    """Rewrite mode: fraction of the draft's tokens masked before denoising."""
 
 
 @dataclass(frozen=True)
