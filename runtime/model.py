@@ -99,7 +99,7 @@ class Attention(nn.Module):
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        b, _, t, _ = q.shape
+        b, t = q.shape[0], q.shape[2]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
 
@@ -143,6 +143,29 @@ class InfillTransformer(nn.Module):
         if isinstance(m, nn.Linear | nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
 
+    def _layers(
+        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, past: KV | None, keep: bool
+    ) -> tuple[Tensor, KV]:
+        """Run every block; keys/values of `past` (per layer) are prepended to the new ones.
+
+        Returns the final hidden states and, if `keep`, the per-layer K/V including `past`."""
+        kept: KV = []
+        for i, layer in enumerate(self.layers):
+            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            if past:
+                pk, pv = past[i]
+                k = torch.cat((pk.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, T0+T, Dh)
+                v = torch.cat((pv.expand(x.shape[0], -1, -1, -1), v), dim=2)
+            if keep:
+                kept.append((k, v))
+            x = x + layer.attn.attend(q, k, v, mask)
+            x = x + layer.ffn(layer.ffn_norm(x))
+        return x, kept
+
+    def _rope(self, start: int, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        pos = torch.arange(start, start + length, device=device)
+        return rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+
     # ------------------------------------------------------------------ training
     def forward_train(self, ids: Tensor, ctx_len: int, key_valid: Tensor) -> Tensor:
         """ids: (B, L) = context (first `ctx_len`, left-padded) + canvas; key_valid: (B, L) bool.
@@ -150,20 +173,14 @@ class InfillTransformer(nn.Module):
         Returns logits (B, L, V): context rows predict the next context token,
         canvas rows predict the canvas token at their own slot.
         """
-        b, seq = ids.shape
-        pos = torch.arange(seq, device=ids.device)
-        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
-        causal = torch.ones(seq, seq, dtype=torch.bool, device=ids.device).tril()
-        causal[ctx_len:, :] = True  # canvas rows see everything
-        mask = causal[None] & key_valid[:, None, :]  # (B, L, L)
+        seq = ids.shape[1]
+        cos, sin = self._rope(0, seq, ids.device)
+        allowed = torch.ones(seq, seq, dtype=torch.bool, device=ids.device).tril()
+        allowed[ctx_len:, :] = True  # canvas rows see everything
+        mask = allowed[None] & key_valid[:, None, :]  # (B, L, L)
         # left-padding rows would see no key at all: let them see themselves (their output is unused)
         mask |= torch.eye(seq, dtype=torch.bool, device=ids.device)[None]
-        mask = mask[:, None]  # (B, 1, L, L)
-        x = self.embed(ids)  # (B, L, D)
-        for layer in self.layers:
-            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
-            x = x + layer.attn.attend(q, k, v, mask)
-            x = x + layer.ffn(layer.ffn_norm(x))
+        x, _ = self._layers(self.embed(ids), cos, sin, mask[:, None], None, keep=False)  # (B, L, D)
         return self.head(self.norm(x))  # (B, L, V)
 
     # ----------------------------------------------------------------- inference
@@ -171,38 +188,18 @@ class InfillTransformer(nn.Module):
         """Causally encode context tokens `ids` (1, T) after `past`; returns the extended K/V."""
         start = past[0][0].shape[2] if past else 0
         t = ids.shape[1]
-        pos = torch.arange(start, start + t, device=ids.device)
-        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+        cos, sin = self._rope(start, t, ids.device)
         mask = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).tril(diagonal=start)
-        x = self.embed(ids)  # (1, T, D)
-        out: KV = []
-        for i, layer in enumerate(self.layers):
-            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
-            if past:
-                k = torch.cat((past[i][0], k), dim=2)  # (1, H, start+T, Dh)
-                v = torch.cat((past[i][1], v), dim=2)
-            out.append((k, v))
-            x = x + layer.attn.attend(q, k, v, mask)
-            x = x + layer.ffn(layer.ffn_norm(x))
-        return out
+        _, kv = self._layers(self.embed(ids), cos, sin, mask, past, keep=True)
+        return kv
 
     def denoise(self, canvas: Tensor, ctx: KV) -> Tensor:
         """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1).
 
         Returns logits (B, C, V).
         """
-        b, c = canvas.shape
-        start = ctx[0][0].shape[2]
-        pos = torch.arange(start, start + c, device=canvas.device)
-        cos, sin = rope_tables(self.args.head_dim, pos, self.args.rope_theta)
-        x = self.embed(canvas)  # (B, C, D)
-        for i, layer in enumerate(self.layers):
-            q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
-            kc, vc = ctx[i]
-            k = torch.cat((kc.expand(b, -1, -1, -1), k), dim=2)  # (B, H, start+C, Dh)
-            v = torch.cat((vc.expand(b, -1, -1, -1), v), dim=2)
-            x = x + layer.attn.attend(q, k, v, None)
-            x = x + layer.ffn(layer.ffn_norm(x))
+        cos, sin = self._rope(ctx[0][0].shape[2], canvas.shape[1], canvas.device)
+        x, _ = self._layers(self.embed(canvas), cos, sin, None, ctx, keep=False)  # (B, C, D)
         return self.head(self.norm(x))  # (B, C, V)
 
 

@@ -148,18 +148,17 @@ class Adaptive(Policy):
     def decide(self, v: StepView) -> Decision:
         if v.deadline_ms is not None and v.elapsed_ms + v.step_ms >= v.deadline_ms:
             return Decision(commit=v.masked.clone(), finish=True)
-        if v.previous_proposal is not None and v.masked.any():
-            same = bool((v.proposal[v.masked] == v.previous_proposal[v.masked]).all())
-            if same and float(v.entropy[v.masked].mean()) < self.stable_entropy:
-                return Decision(commit=v.masked.clone(), finish=True)
-        commit = entropy_bounded(v.entropy, v.masked, self.gamma)
         remask = (
             ~v.masked
             & (v.committed_at < v.step)
             & (v.current_confidence < self.remask_floor)
             & (v.remask_count < self.max_remask_per_slot)
         )
-        return Decision(commit=commit, remask=remask)
+        if v.previous_proposal is not None and v.masked.any() and not remask.any():
+            same = bool((v.proposal[v.masked] == v.previous_proposal[v.masked]).all())
+            if same and float(v.entropy[v.masked].mean()) < self.stable_entropy:
+                return Decision(commit=v.masked.clone(), finish=True)
+        return Decision(commit=entropy_bounded(v.entropy, v.masked, self.gamma), remask=remask)
 
 
 PolicyFactory = Callable[..., Policy]

@@ -1,0 +1,275 @@
+"""`dg-lsp` command line: serve, infill, batch, eval, train.
+
+Errors the user can fix (bad file, position, JSON line, policy, model folder)
+are one line on stderr and exit code 2, never a traceback.  Nothing but
+results goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from runtime.policies import POLICIES
+from runtime.types import BadRequest, InfillRequest, ModelLoadError
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=getattr(logging, getattr(args, "log_level", "WARNING").upper(), logging.WARNING),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ModelLoadError, BadRequest) as e:
+        print(f"dg-lsp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dg-lsp: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dg-lsp", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the language server (stdio, or --tcp for debugging)")
+    try:
+        from dg_lsp import serve
+    except ImportError:  # the server module is optional for the runtime-only commands
+        serve = None
+    if serve is not None:
+        serve.add_arguments(s)
+        s.set_defaults(func=serve.run)
+    else:
+        s.set_defaults(func=lambda a: _missing("the language server (dg_lsp/serve.py)"))
+
+    s = sub.add_parser("infill", help="print the infill at FILE:LINE:COL (1-based line and column)")
+    s.add_argument("location", metavar="FILE:LINE:COL")
+    _model_options(s)
+    s.add_argument("--stats", action="store_true", help="print statistics to stderr")
+    s.set_defaults(func=cmd_infill)
+
+    s = sub.add_parser("batch", help="infill every task of a JSON Lines file")
+    s.add_argument("--in", dest="inp", required=True, metavar="TASKS.jsonl",
+                   help='one {"id", "prefix", "suffix"} object per line ("-" for stdin)')
+    s.add_argument("--out", required=True, metavar="RESULTS.jsonl",
+                   help='one {"id", "text", "forwards", "tokens", "ms"} per task ("-" for stdout)')
+    _model_options(s)
+    s.set_defaults(func=cmd_batch)
+
+    for name, module, what in (
+        ("eval", "runtime.eval.__main__", "HumanEval-infilling and held-out evaluation"),
+        ("train", "runtime.train.__main__", "build the corpus, tokenizer and train the embedded model"),
+    ):
+        s = sub.add_parser(name, help=what, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(func=lambda a, module=module: _delegate(module, a.rest))
+    return p
+
+
+def _model_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--model", default="default",
+                   help="model folder, 'default' (the shipped model) or 'tiny' (random weights)")
+    s.add_argument("--policy", default="adaptive", help=f"one of: {', '.join(POLICIES)}")
+    s.add_argument("--max-tokens", type=int, default=64, help="upper bound on generated tokens")
+    s.add_argument("--deadline-ms", type=float, default=None, help="anytime deadline (adaptive policy)")
+    s.add_argument("--context-tokens", type=int, default=1024, help="token budget for prefix+suffix")
+    s.add_argument("--single-line", action="store_true", help="stop at the end of the line")
+    s.add_argument("--temperature", type=float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None, help="torch threads (default: cores/2, >= 1)")
+    s.add_argument("--log-level", default="WARNING")
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.policy not in POLICIES:
+        raise UserError(f"unknown policy {args.policy!r} (choose from {', '.join(POLICIES)})")
+    if args.max_tokens < 1:
+        raise UserError(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    if args.context_tokens < 16:
+        raise UserError(f"--context-tokens must be >= 16, got {args.context_tokens}")
+    if args.deadline_ms is not None and args.deadline_ms <= 0:
+        raise UserError(f"--deadline-ms must be > 0, got {args.deadline_ms}")
+
+
+def _engine(args: argparse.Namespace):
+    from runtime.load import load_engine
+
+    return load_engine(args.model, device=args.device, threads=args.threads)
+
+
+def _request(args: argparse.Namespace, prefix: str, suffix: str) -> InfillRequest:
+    return InfillRequest(
+        prefix=prefix,
+        suffix=suffix,
+        max_tokens=args.max_tokens,
+        policy=args.policy,
+        deadline_ms=args.deadline_ms,
+        temperature=args.temperature,
+        seed=args.seed,
+        context_tokens=args.context_tokens,
+        single_line=args.single_line,
+    )
+
+
+# ----------------------------------------------------------------------------- infill
+def parse_location(location: str) -> tuple[Path, int, int]:
+    path, sep1, rest = location.rpartition(":")
+    path, sep2, line = path.rpartition(":")
+    if not (sep1 and sep2 and path):
+        raise UserError(f"location {location!r} is not FILE:LINE:COL")
+    try:
+        return Path(path), int(line), int(rest)
+    except ValueError:
+        raise UserError(f"location {location!r}: LINE and COL must be integers") from None
+
+
+def split_at(text: str, line: int, col: int, where: str) -> tuple[str, str]:
+    """Prefix and suffix at 1-based `line` and `col` (col counts characters; col = len+1 is the end)."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise UserError(f"{where}: line {line} is out of range (the file has {len(lines)} lines)")
+    length = len(lines[line - 1].rstrip("\r"))
+    if not 1 <= col <= length + 1:
+        raise UserError(f"{where}: column {col} is out of range (line {line} has {length} characters)")
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+    return text[:offset], text[offset:]
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not a file") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_infill(args: argparse.Namespace) -> int:
+    _check_options(args)
+    path, line, col = parse_location(args.location)
+    prefix, suffix = split_at(read_text(path), line, col, str(path))
+    engine = _engine(args)
+    result = engine.infill(_request(args, prefix, suffix))
+    sys.stdout.write(result.text)
+    if not result.text.endswith("\n"):
+        sys.stdout.write("\n")
+    if args.stats:
+        s = result.stats
+        print(
+            f"model={engine.description} policy={args.policy} forwards={s.forwards} tokens={s.tokens} "
+            f"tokens/forward={s.tokens_per_forward:.2f} remasked={s.remasked} ms={s.ms:.1f}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# ------------------------------------------------------------------------------ batch
+class Task(msgspec.Struct):
+    id: str | int
+    prefix: str
+    suffix: str
+
+
+def read_tasks(lines: Iterator[str]) -> Iterator[tuple[int, Task | str]]:
+    """(line number, task) for good lines, (line number, problem) for malformed ones."""
+    decoder = msgspec.json.Decoder(Task)
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield n, decoder.decode(raw)
+        except msgspec.DecodeError as e:
+            yield n, str(e)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    _check_options(args)
+    inp = sys.stdin if args.inp == "-" else _open_in(Path(args.inp))
+    engine = _engine(args)
+    out = sys.stdout if args.out == "-" else _open_out(Path(args.out))
+    encoder = msgspec.json.Encoder()
+    done = skipped = 0
+    last_report = started = time.monotonic()
+    try:
+        for n, task in read_tasks(iter(inp)):
+            if isinstance(task, str):
+                print(f"dg-lsp: {args.inp}:{n}: skipped malformed task: {task}", file=sys.stderr)
+                skipped += 1
+                continue
+            r = engine.infill(_request(args, task.prefix, task.suffix))
+            row = {"id": task.id, "text": r.text, "forwards": r.stats.forwards,
+                   "tokens": r.stats.tokens, "ms": round(r.stats.ms, 3)}
+            out.write(encoder.encode(row).decode() + "\n")
+            out.flush()
+            done += 1
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                rate = done / (last_report - started)
+                print(f"dg-lsp: batch: {done} done, {skipped} skipped ({rate:.1f} tasks/s)", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"dg-lsp: batch: {done} done, {skipped} skipped", file=sys.stderr)
+    return EXIT_USAGE if skipped else 0
+
+
+def _open_in(path: Path):
+    try:
+        return path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise UserError(f"input file {path} does not exist") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _open_out(path: Path):
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+
+
+# ------------------------------------------------------------------- eval, train, serve
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise UserError(f"{module} is not available: {e}") from None
+    return int(mod.main(argv) or 0)
+
+
+def _missing(what: str) -> int:
+    raise UserError(f"{what} is not installed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+import pytest
+from tokenizers import Tokenizer as HF
+from tokenizers import models, trainers
+
+from runtime.canvas import (
+    PREFIX_LINE_QUANTUM,
+    build_context,
+    canvas_target,
+    strip_heal,
+    trim_suffix_overlap,
+)
+from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, configure_byte_level
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer.byte_level()
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    """A small trained BPE, so tokens span several characters (healing matters)."""
+    hf = HF(models.BPE())
+    configure_byte_level(hf)
+    corpus = ["def function(value):\n    return value + 1\n", "print(function(2))\n"] * 50
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    hf.train_from_iterator(corpus, trainer)
+    return Tokenizer(hf)
+
+
+def test_layout_is_suffix_then_prefix(tok):
+    ctx = build_context(tok, "abc", "xyz", 64)
+    assert ctx.ids[0] == tok.fim_suffix_id
+    assert ctx.ids[1:4] == tok.encode("xyz")
+    assert ctx.ids[4] == tok.fim_prefix_id
+    assert ctx.ids[5:] == tok.encode("ab")  # the last token moved into the canvas
+    assert ctx.heal == "c"
+
+
+def test_heal_inside_a_word(bpe):
+    prefix = "def function(value):\n    return val"
+    ctx = build_context(bpe, prefix, "\n", 256)
+    assert ctx.heal and prefix.endswith(ctx.heal)
+    assert bpe.decode(ctx.ids[ctx.ids.index(bpe.fim_prefix_id) + 1 :]) + ctx.heal == prefix
+    target = canvas_target(bpe, ctx.heal, "ue + 1")
+    assert bpe.token_bytes(target[0]).startswith(ctx.heal.encode())
+    assert strip_heal(bpe, ctx.heal, target) == "ue + 1"
+
+
+def test_empty_prefix_has_no_heal(tok):
+    ctx = build_context(tok, "", "tail", 32)
+    assert ctx.heal == "" and ctx.ids[-1] == tok.fim_prefix_id
+
+
+def test_budget_keeps_text_nearest_the_cursor(tok):
+    prefix = "".join(f"line {i}\n" for i in range(400))
+    suffix = "".join(f"after {i}\n" for i in range(400))
+    ctx = build_context(tok, prefix, suffix, 256)
+    assert len(ctx.ids) <= 256
+    text = tok.decode(ctx.ids)
+    assert text.startswith("after 0\n")  # suffix start kept
+    assert (text + ctx.heal).endswith("line 399\n")  # prefix end kept
+    assert "line 0\n" not in text and "after 399" not in text
+    assert ctx.prefix_chars_dropped > 0
+
+
+def test_clipped_prefix_start_is_stable_while_typing(tok):
+    """The cache only helps if typing does not move the clipped prefix start each keystroke."""
+    base = "".join(f"x{i} = {i}\n" for i in range(300))
+    starts = set()
+    typed = ""
+    for ch in "value = compute(1)":
+        typed += ch
+        starts.add(build_context(tok, base + typed, "", 512).prefix_chars_dropped)
+    assert len(starts) == 1
+    dropped = starts.pop()
+    assert base.count("\n", 0, dropped) % PREFIX_LINE_QUANTUM == 0
+
+
+def test_long_single_line_prefix_is_cut(tok):
+    ctx = build_context(tok, "a" * 5000, "", 64)
+    assert len(ctx.ids) <= 64
+
+
+def test_tiny_budget_is_rejected(tok):
+    with pytest.raises(ValueError, match="too small"):
+        build_context(tok, "a", "b", 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "prefix_line", "want"),
+    [
+        ("x)", ")", "print(", "x"),  # auto-closed bracket written again
+        ("f(x)", ")", "g(", "f(x)"),  # needed: g(f(x)) balances only with both closers
+        ("value + 1", "", "return ", "value + 1"),
+        ("a, b):", "):", "def f(", "a, b"),
+        ("x = 1\nreturn x\n", "return x\n", "", "x = 1\n"),  # repeats the next line
+        ("return x", "return x\n", "", ""),
+    ],
+)
+def test_trim_suffix_overlap(text, suffix, prefix_line, want):
+    assert trim_suffix_overlap(text, suffix, prefix_line) == want

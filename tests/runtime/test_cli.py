@@ -1,0 +1,96 @@
+import json
+
+import pytest
+
+from dg_lsp.cli import main, split_at
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def source(tmp_path):
+    p = tmp_path / "a.py"
+    p.write_text("def add(a, b):\n    return \n")
+    return p
+
+
+def test_infill_prints_text_and_stats(capsys, source):
+    argv = ["infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "6", "--stats"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and out.endswith("\n")
+    assert "forwards=" in err and "tokens/forward=" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["infill", "{src}:9:1"], "line 9 is out of range"),
+        (["infill", "{src}:1:99"], "column 99 is out of range"),
+        (["infill", "{src}:x:1"], "must be integers"),
+        (["infill", "{src}"], "is not FILE:LINE:COL"),
+        (["infill", "/no/such/file.py:1:1"], "does not exist"),
+        (["infill", "{src}:1:1", "--policy", "warp"], "unknown policy 'warp'"),
+        (["infill", "{src}:1:1", "--model", "/no/such/model"], "model folder /no/such/model does not exist"),
+        (["batch", "--in", "/no/tasks.jsonl", "--out", "-"], "input file /no/tasks.jsonl does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, source, argv, message):
+    argv = [a.replace("{src}", str(source)) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", "tiny"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_corrupt_model_folder(capsys, source, tmp_path):
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{")
+    code, _, err = run(capsys, "infill", f"{source}:1:1", "--model", str(bad))
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_batch_skips_malformed_lines_and_keeps_going(capsys, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        '{"id": "a", "prefix": "x = ", "suffix": "\\n"}\n'
+        "this is not json\n"
+        "\n"
+        '{"id": 7, "prefix": "def f(", "suffix": "):\\n    pass\\n"}\n'
+        '{"id": "no-suffix", "prefix": "y"}\n'
+    )
+    results = tmp_path / "out.jsonl"
+    code, _, err = run(
+        capsys, "batch", "--in", str(tasks), "--out", str(results), "--model", "tiny", "--max-tokens", "5"
+    )
+    assert code == 2  # some input was bad; the good tasks were still done
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", 7]
+    assert all(set(r) == {"id", "text", "forwards", "tokens", "ms"} for r in rows)
+    assert all(1 <= r["tokens"] <= 5 and r["forwards"] >= 1 for r in rows)
+    assert ":2: skipped malformed task" in err and ":5: skipped malformed task" in err
+    assert "`suffix`" in err
+
+
+def test_batch_all_good_exits_0(capsys, tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text('{"id": 1, "prefix": "a", "suffix": "b"}\n')
+    out = str(tmp_path / "o.jsonl")
+    code, _, _ = run(capsys, "batch", "--in", str(tasks), "--out", out, "--model", "tiny")
+    assert code == 0
+
+
+def test_split_at_positions():
+    assert split_at("ab\ncd\n", 2, 2, "f") == ("ab\nc", "d\n")
+    assert split_at("ab\r\ncd", 1, 3, "f") == ("ab", "\r\ncd")  # end of a CRLF line
+    assert split_at("", 1, 1, "f") == ("", "")
+
+
+def test_no_command_prints_usage(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "usage" in err

@@ -1,0 +1,103 @@
+"""The embedded engine end to end on the random-weight `tiny` preset (the text is noise;
+the plumbing is what is checked)."""
+
+import threading
+
+import pytest
+
+from runtime.policies import POLICIES
+from runtime.types import BadRequest, Cancelled, InfillRequest
+
+PREFIX = "def add(a, b):\n    return a"
+SUFFIX = "\n\nprint(add(1, 2))\n"
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_every_policy_runs_with_stats(tiny_engine, policy):
+    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=20, policy=policy))
+    s = r.stats
+    assert 1 <= s.tokens <= 20 and s.forwards >= 1
+    assert s.tokens_per_forward == pytest.approx(s.tokens / s.forwards)
+    assert s.ms > 0 and s.context_tokens > 0
+    if policy == "sequential":
+        assert s.forwards >= s.tokens  # one commit per forward (pad closure aside)
+
+
+def test_deterministic_at_temperature_zero(tiny_engine):
+    req = InfillRequest(PREFIX, SUFFIX, max_tokens=24)
+    assert tiny_engine.infill(req).text == tiny_engine.infill(req).text
+
+
+def test_canvases_continue_up_to_max_tokens(tiny_engine):
+    """Random weights rarely emit pad, so canvases fill and continue block-autoregressively."""
+    c = tiny_engine.canvas_len
+    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=2 * c + 3, policy="threshold"))
+    if r.stats.tokens == 2 * c + 3:
+        assert r.stats.canvases == 3
+    else:  # a pad ended it early: then the last canvas was not full
+        assert r.stats.tokens < r.stats.canvases * c
+
+
+def test_keystroke_reuses_the_context_cache(tiny_engine):
+    tiny_engine.cache.clear()
+    first = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4))
+    second = tiny_engine.infill(InfillRequest(PREFIX + " +", SUFFIX, max_tokens=4))
+    assert first.stats.cached_tokens == 0
+    assert second.stats.cached_tokens >= second.stats.context_tokens - 3
+
+
+def test_cancel_raises_and_engine_stays_usable(tiny_engine):
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    with pytest.raises(Cancelled):
+        tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, policy="sequential"), cancel)
+    assert calls["n"] == 3  # checked before each step; stopped right after the flag turned
+    assert tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4)).stats.tokens >= 1
+
+
+def test_single_line_has_no_newline(tiny_engine):
+    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, single_line=True, temperature=1.0))
+    assert "\n" not in r.text
+
+
+def test_deadline_returns_early(tiny_engine):
+    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=64, policy="adaptive", deadline_ms=0.001))
+    assert r.stats.deadline_hit and r.stats.forwards == 1
+
+
+def test_rewrite_mode_starts_from_the_draft(tiny_engine):
+    draft = "This paragraph is rewritten by the model."
+    keep = tiny_engine.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=0.0, policy="sequential"))
+    assert keep.text.startswith(draft)  # nothing re-masked: only the few growth slots are generated
+    changed = tiny_engine.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=1.0))
+    assert changed.text != draft
+
+
+def test_bad_requests(tiny_engine):
+    with pytest.raises(BadRequest, match="unknown policy"):
+        tiny_engine.infill(InfillRequest("a", "b", policy="nope"))
+    with pytest.raises(BadRequest, match="max_tokens"):
+        tiny_engine.infill(InfillRequest("a", "b", max_tokens=0))
+    with pytest.raises(BadRequest, match="remask"):
+        tiny_engine.infill(InfillRequest("a", "b", draft="x", remask=2.0))
+
+
+def test_concurrent_callers_are_serialised(tiny_engine):
+    results, errors = [], []
+
+    def work(i):
+        try:
+            results.append(tiny_engine.infill(InfillRequest(PREFIX + str(i), SUFFIX, max_tokens=8)).text)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 4

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+
+from runtime.load import SHARD_BYTES, load_engine, load_folder, save_folder
+from runtime.model import InfillTransformer, ModelArgs
+from runtime.tokenizer import Tokenizer
+from runtime.types import InfillRequest, ModelLoadError
+
+
+@pytest.fixture
+def folder(tmp_path):
+    torch.manual_seed(0)
+    model = InfillTransformer(ModelArgs(vocab_size=261, dim=32, n_layers=2, n_heads=2, canvas_len=8))
+    tok = Tokenizer.byte_level()
+    save_folder(tmp_path / "m", model, tok, name="test-model", extra={"trained": {"steps": 0}})
+    return tmp_path / "m", model
+
+
+def test_roundtrip_gives_identical_outputs(folder):
+    path, model = folder
+    loaded, _, name = load_folder(path)
+    assert name == "test-model"
+    ids = torch.arange(5, 25)[None]
+    with torch.inference_mode():
+        a = model.eval().denoise(ids[:, :8], model.encode(ids, None))
+        b = loaded.denoise(ids[:, :8], loaded.encode(ids, None))
+    assert torch.equal(a, b)
+    engine = load_engine(str(path), threads=1)
+    assert engine.infill(InfillRequest("x = ", "\n", max_tokens=4)).stats.tokens >= 1
+
+
+def test_shards_are_at_most_16_mib(tmp_path):
+    model = InfillTransformer(ModelArgs(vocab_size=8192, dim=512, n_layers=3, n_heads=8))
+    files = save_folder(tmp_path / "big", model, Tokenizer.byte_level(), name="big")
+    assert len(files) > 1
+    assert all(f.stat().st_size <= SHARD_BYTES + 4096 for f in files)  # + safetensors header
+    load_folder(tmp_path / "big")
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_engine(str(tmp_path / "nothing"))
+
+
+def test_corrupt_weights(folder):
+    path, _ = folder
+    shard = next(path.glob("*.safetensors"))
+    shard.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        load_folder(path)
+
+
+def test_config_problems(folder):
+    path, _ = folder
+    cfg = path / "config.json"
+    good = json.loads(cfg.read_text())
+    cfg.write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_folder(path)
+    cfg.write_text(json.dumps({**good, "format": "something-else"}))
+    with pytest.raises(ModelLoadError, match="not a dg-lsp embedded model"):
+        load_folder(path)
+    cfg.write_text(json.dumps({**good, "model": {**good["model"], "dim": 64}}))
+    with pytest.raises(ModelLoadError, match="do not match"):
+        load_folder(path)
+    (path / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
+        load_folder(path)
+
+
+def test_missing_tokenizer(folder):
+    path, _ = folder
+    (path / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json"):
+        load_folder(path)

@@ -1,0 +1,99 @@
+import torch
+
+from runtime.cache import ContextCache, crop, kv_nbytes
+from runtime.model import PRESETS, InfillTransformer, ModelArgs
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return InfillTransformer(PRESETS["tiny"]).eval()
+
+
+def test_cached_and_uncached_logits_agree():
+    model = _model()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 261, (1, 40), generator=g)  # (1, T)
+    canvas = torch.randint(5, 261, (1, 16), generator=g)  # (1, C)
+    with torch.inference_mode():
+        full = model.denoise(canvas, model.encode(ids, None))
+        cache = ContextCache()
+        cache.store(ids[0, :30].tolist(), model.encode(ids[:, :30], None))
+        n, past = cache.lookup(ids[0].tolist())
+        assert n == 30
+        cached = model.denoise(canvas, model.encode(ids[:, n:], past))
+        assert torch.allclose(full, cached, atol=1e-5, rtol=0)
+        # a different tail after a shared prefix (an edit at the cursor) also agrees
+        edited = ids.clone()
+        edited[0, 35:] = 7
+        n, past = cache.lookup(edited[0].tolist())
+        assert n == 30
+        got = model.denoise(canvas, model.encode(edited[:, n:], past))
+        want = model.denoise(canvas, model.encode(edited, None))
+        assert torch.allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_training_forward_matches_inference():
+    """The training layout (one masked forward) and the cached inference path are the same function."""
+    model = _model()
+    g = torch.Generator().manual_seed(2)
+    ctx = torch.randint(5, 261, (1, 24), generator=g)
+    canvas = torch.randint(5, 261, (1, 16), generator=g)
+    pad = torch.zeros(1, 8, dtype=torch.long)  # left padding inside the training context
+    ids = torch.cat([pad, ctx, canvas], dim=1)  # (1, 48)
+    valid = torch.cat([torch.zeros(1, 8, dtype=torch.bool), torch.ones(1, 40, dtype=torch.bool)], dim=1)
+    with torch.inference_mode():
+        train = model.forward_train(ids, ctx_len=32, key_valid=valid)
+        infer = model.denoise(canvas, model.encode(ctx, None))
+        assert torch.allclose(train[:, 32:], infer, atol=1e-5, rtol=0)
+        # context rows are causal: changing the canvas leaves them unchanged
+        other = ids.clone()
+        other[0, 40:] = 9
+        train2 = model.forward_train(other, ctx_len=32, key_valid=valid)
+        assert torch.allclose(train[:, 8:32], train2[:, 8:32], atol=1e-6)
+        assert not torch.allclose(train[:, 32:], train2[:, 32:], atol=1e-6)
+
+
+def test_canvas_is_bidirectional():
+    model = _model()
+    ctx = model.encode(torch.arange(5, 15)[None], None)
+    a = torch.arange(20, 36)[None]
+    b = a.clone()
+    b[0, -1] = 99
+    with torch.inference_mode():
+        la, lb = model.denoise(a, ctx), model.denoise(b, ctx)
+    assert not torch.allclose(la[0, 0], lb[0, 0])  # slot 0 sees the last slot
+
+
+def test_cache_is_bounded_by_bytes_and_lru():
+    model = _model()
+    with torch.inference_mode():
+        kv = model.encode(torch.arange(5, 45)[None], None)
+    size = kv_nbytes(kv)
+    cache = ContextCache(max_bytes=int(size * 2.5))
+    for start in (100, 150, 200):  # three unrelated contexts of equal size
+        ids = list(range(start, start + 40))
+        cache.store(ids, kv)
+    assert cache.stats().entries == 2 and cache.stats().nbytes <= cache.max_bytes
+    assert cache.lookup(list(range(100, 140)))[0] == 0  # the oldest was evicted
+    assert cache.lookup(list(range(200, 240)))[0] == 40
+
+
+def test_extension_replaces_its_prefix_entry():
+    model = _model()
+    with torch.inference_mode():
+        kv = model.encode(torch.arange(5, 45)[None], None)
+    cache = ContextCache()
+    cache.store(list(range(30)), crop(kv, 30))
+    cache.store(list(range(40)), kv)
+    assert cache.stats().entries == 1
+
+
+def test_model_args_roundtrip_and_validation():
+    a = ModelArgs(dim=64, n_heads=4)
+    assert ModelArgs.from_dict(a.to_dict()) == a
+    try:
+        ModelArgs.from_dict({"dimm": 3})
+    except ValueError as e:
+        assert "dimm" in str(e)
+    else:
+        raise AssertionError("unknown key accepted")
