@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from runtime.cache import ContextCache
+from runtime.cache import CacheStats, ContextCache
 from runtime.canvas import build_context, canvas_target, strip_heal, trim_suffix_overlap
 from runtime.model import KV, InfillTransformer
 from runtime.policies import make_policy
@@ -48,6 +48,12 @@ class EmbeddedEngine:
         self._lock = threading.Lock()
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
+
+    def cache_stats(self) -> CacheStats:
+        return self.cache.stats()
+
+    def close(self) -> None:
+        self.cache.clear()
 
     @property
     def canvas_len(self) -> int:
