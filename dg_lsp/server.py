@@ -1,0 +1,127 @@
+"""The language server: LSP methods -> pure translation -> the infill service -> LSP results.
+
+Read top to bottom this is the table of contents of dg-lsp; the work is in
+`context` (document + position -> request), `edits` (result -> items and
+edits), `markdown` (structure-preserving rewrite), `settings` and `engine`
+(the worker thread with cancel flags, the typing cache and statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types as t
+
+from dg_lsp.context import eol_of, locate, selection_request, site_at
+from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, replace_edit
+from dg_lsp.markdown import RewritePlan
+from dg_lsp.session import DgServer
+
+FILL_SELECTION = "dg.fillSelection"
+REWRITE_MARKDOWN = "dg.rewriteMarkdown"
+STATS = "dg.stats"
+
+server = DgServer()
+
+
+@server.feature(t.INITIALIZE)
+def initialize(ls: DgServer, params: t.InitializeParams) -> None:
+    ls.configure_initial(params.initialization_options)
+
+
+@server.feature(t.INITIALIZED)
+async def initialized(ls: DgServer, params: t.InitializedParams) -> None:
+    await ls.load_model()
+
+
+@server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(ls: DgServer, params: t.DidChangeConfigurationParams) -> None:
+    if ls.configure_changed(params.settings):
+        await ls.load_model()
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: DgServer, params: t.DidCloseTextDocumentParams) -> None:
+    ls.typing.forget(params.text_document.uri)
+
+
+@server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
+async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
+    doc = ls.completion_document(params.text_document.uri)
+    if doc is None:
+        return t.InlineCompletionList(items=[])
+    lines, text = doc.lines, doc.source
+    cursor = locate(lines, params.position.line, params.position.character, ls.encoding)
+    selected = ls.selected_completion(lines, params.context.selected_completion_info)
+    site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, selected=selected, text=text)
+    if (rest := ls.typing_hit(doc.uri, text, cursor.offset, site)) is not None:
+        fills = rest
+    else:
+        invoked = params.context.trigger_kind == t.InlineCompletionTriggerKind.Invoked
+        fills = await ls.fills(doc.uri, site, invoked=invoked)
+    items = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
+    ls.remember_shown(doc.uri, text, cursor.offset, site, items)
+    return t.InlineCompletionList(items=items)
+
+
+@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions())
+async def completion(ls: DgServer, params: t.CompletionParams) -> t.CompletionList:
+    """The fallback for clients without inline completion: one item carrying the infill."""
+    doc = None if ls.client_has_inline_completion else ls.completion_document(params.text_document.uri)
+    if doc is None:
+        return t.CompletionList(is_incomplete=True, items=[])
+    lines = doc.lines
+    cursor = locate(lines, params.position.line, params.position.character, ls.encoding)
+    site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, text=doc.source)
+    fills = await ls.fills(doc.uri, site, invoked=False)
+    items = [completion_item(lines, site, f, encoding=ls.encoding, eol=eol_of(lines)) for f in fills]
+    return t.CompletionList(is_incomplete=True, items=[i for i in items if i is not None])
+
+
+@server.command(FILL_SELECTION)
+async def fill_selection(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
+    """{uri, range}: mask the selection, regenerate it from both sides, apply it."""
+    doc = ls.command_target(args, FILL_SELECTION, range_required=True)
+    s = ls.settings
+    request = selection_request(
+        doc.lines, doc.start, doc.end, policy=s.policy, deadline_ms=s.invoked_budget_ms,
+        context_tokens=s.context_tokens, canvas_len=ls.canvas_len, text=doc.text,
+    )
+    result = await ls.run_command_infill(request)
+    if result is None:
+        return None
+    old = doc.text[doc.start.offset : doc.end.offset]
+    edit = replace_edit(doc.lines, doc.start, doc.end, old, result.text,
+                        encoding=ls.encoding, eol=eol_of(doc.lines), shrink=False)
+    return await ls.apply(doc, [edit], "dg: fill selection")
+
+
+@server.command(REWRITE_MARKDOWN)
+async def rewrite_markdown(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
+    """{uri, range?}: re-denoise the prose of a Markdown document, keeping its structure."""
+    doc = ls.command_target(args, REWRITE_MARKDOWN, range_required=False)
+    plan = RewritePlan(doc.text, doc.start.offset, doc.end.offset)
+    async with ls.progress("dg-lsp: rewriting Markdown", len(plan.spans)) as step:
+        for span in plan.spans:
+            result = await ls.run_command_infill(ls.rewrite_request(plan, span))
+            plan.accept(span, None if result is None else result.text)
+            step()
+    old = doc.text[doc.start.offset : doc.end.offset]
+    edit = replace_edit(doc.lines, doc.start, doc.end, old, plan.result(),
+                        encoding=ls.encoding, eol=eol_of(doc.lines))
+    return await ls.apply(doc, [edit], "dg: rewrite Markdown")
+
+
+@server.command(STATS)
+def stats(ls: DgServer, *args: Any) -> dict[str, Any]:
+    return ls.stats()
+
+
+@server.command(ACCEPTED_COMMAND)
+def accepted_completion(ls: DgServer, *args: Any) -> None:
+    ls.accepted += 1
+
+
+@server.feature(t.SHUTDOWN)
+def shutdown(ls: DgServer, params: None) -> None:
+    ls.service.close()

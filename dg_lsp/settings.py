@@ -1,0 +1,137 @@
+"""User settings: typed, with defaults, validated one field at a time.
+
+Clients send them under the `dgLsp` key of `initializationOptions` and of
+`workspace/didChangeConfiguration`.  A bad value never breaks the server: the
+field falls back to its default and the problem is reported once (see
+`parse_settings`, whose `problems` the server shows with `window/showMessage`).
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Annotated, Any
+
+import msgspec
+
+from runtime.policies import POLICIES
+
+SECTION = "dgLsp"
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fields=True):
+    """All settings of the server; field names are camelCase on the wire."""
+
+    model: str = "default"
+    """Model to load: a model folder path, "default" (the shipped models/dg-code-small) or "tiny"
+    (random weights, for tests)."""
+    device: str = "cpu"
+    """Torch device: "cpu", "cuda", "cuda:N" or "mps"."""
+    threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
+    """Torch intra-op threads; null picks half the cores (at least 1, at most 4)."""
+    policy: str = "adaptive"
+    """Unmasking policy: sequential, llada, threshold, entropy or adaptive."""
+    automatic_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=60_000)] = 150.0
+    """Latency budget of an automatically triggered inline completion (one item)."""
+    invoked_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=600_000)] = 1000.0
+    """Latency budget per item of an invoked inline completion (up to 3 items) and per command step."""
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 64
+    """Upper bound on generated tokens per completion."""
+    context_tokens: Annotated[int, msgspec.Meta(ge=16, le=65_536)] = 1024
+    """Token budget for the text around the cursor (prefix plus suffix)."""
+    enabled_languages: list[str] | None = None
+    """Language ids that get completions; null means every language not in disabledLanguages."""
+    disabled_languages: list[str] = msgspec.field(default_factory=lambda: ["plaintext"])
+    """Language ids that never get completions (commands still work there)."""
+
+    def language_enabled(self, language_id: str) -> bool:
+        if language_id in self.disabled_languages:
+            return False
+        return self.enabled_languages is None or language_id in self.enabled_languages
+
+
+_FIELDS = {f.encode_name: f for f in msgspec.structs.fields(Settings)}
+_HINTS = typing.get_type_hints(Settings, include_extras=True)
+_TYPES = {name: _HINTS[f.name] for name, f in _FIELDS.items()}
+
+
+def _default(name: str) -> Any:
+    f = _FIELDS[name]
+    return f.default_factory() if f.default is msgspec.NODEFAULT else f.default
+
+
+def _check_choice(name: str, value: Any) -> str | None:
+    """Constraints msgspec types cannot say: returns a problem or None."""
+    if name == "policy" and value not in POLICIES:
+        return f"{name}: unknown policy {value!r} (choose from {', '.join(POLICIES)})"
+    if name == "device" and not _DEVICE.match(value):
+        return f"{name}: {value!r} is not a device (cpu, cuda, cuda:N, mps)"
+    if name == "model" and not value.strip():
+        return f"{name}: empty model name"
+    return None
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from a client's `dgLsp` object, plus one line per problem found.
+
+    Fields missing from `raw` keep their value in `base` (defaults when None); a
+    bad field gets its default.  Unknown keys are reported and ignored.
+    """
+    base = base or Settings()
+    if raw is None:
+        return base, []
+    if not isinstance(raw, dict):
+        return base, [f"settings must be an object, got {type(raw).__name__}"]
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        if key not in _FIELDS:
+            problems.append(f"unknown setting {key!r} (ignored)")
+            continue
+        try:
+            converted = msgspec.convert(value, _TYPES[key], strict=False)
+        except msgspec.ValidationError as e:
+            problems.append(f"{key}: bad value {value!r} ({e}); using the default")
+            values[key] = _default(key)
+            continue
+        if isinstance(converted, str) and (problem := _check_choice(key, converted)):
+            problems.append(problem + "; using the default")
+            values[key] = _default(key)
+            continue
+        values[key] = converted
+    current = msgspec.structs.asdict(base)
+    current.update({_FIELDS[k].name: v for k, v in values.items()})
+    return Settings(**current), problems
+
+
+def from_initialization_options(options: Any) -> tuple[Settings, list[str]]:
+    """`initializationOptions` may hold the settings under `dgLsp` or directly."""
+    if isinstance(options, dict) and SECTION in options:
+        return parse_settings(options[SECTION])
+    if options is None or options == {}:
+        return Settings(), []
+    return parse_settings(options)
+
+
+def documented_fields() -> list[tuple[str, str, str]]:
+    """(wire name, default as JSON, docstring) for docs/settings.md and tests."""
+    out = []
+    for name, f in _FIELDS.items():
+        out.append((name, msgspec.json.encode(_default(name)).decode(), _field_docs()[f.name]))
+    return out
+
+
+def _field_docs() -> dict[str, str]:
+    """Field docstrings read from this module's source (they are the documentation)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Settings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = " ".join(str(b.value.value).split())  # type: ignore[union-attr]
+    return docs
