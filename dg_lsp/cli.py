@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from runtime.policies import POLICIES
+from runtime.policies import POLICIES, make_policy
 from runtime.types import BadRequest, InfillRequest, ModelLoadError
 
 EXIT_USAGE = 2
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="default",
                    help="model folder, 'default' (the shipped model) or 'tiny' (random weights)")
-    s.add_argument("--policy", default="adaptive", help=f"one of: {', '.join(POLICIES)}")
+    s.add_argument("--policy", default="adaptive",
+                   help=f"one of: {', '.join(POLICIES)}; options as NAME:KEY=VALUE,... (threshold:tau=0.8)")
     s.add_argument("--max-tokens", type=int, default=64, help="upper bound on generated tokens")
     s.add_argument("--deadline-ms", type=float, default=None, help="anytime deadline (adaptive policy)")
     s.add_argument("--context-tokens", type=int, default=1024, help="token budget for prefix+suffix")
@@ -102,8 +103,7 @@ def _model_options(s: argparse.ArgumentParser) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.policy not in POLICIES:
-        raise UserError(f"unknown policy {args.policy!r} (choose from {', '.join(POLICIES)})")
+    make_policy(args.policy, 32)  # raises BadRequest naming the bad policy or option
     if args.max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     if args.context_tokens < 16:

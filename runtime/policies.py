@@ -164,20 +164,39 @@ class Adaptive(Policy):
 PolicyFactory = Callable[..., Policy]
 
 POLICIES: dict[str, PolicyFactory] = {
-    "sequential": lambda canvas_len, **kw: Sequential(),
-    "llada": lambda canvas_len, steps=None, schedule="linear", **kw: LLaDA(
-        SCHEDULES[schedule](steps or max(1, canvas_len // 4))
+    "sequential": lambda canvas_len: Sequential(),
+    "llada": lambda canvas_len, steps=None, schedule="linear": LLaDA(
+        SCHEDULES[schedule](int(steps or max(1, canvas_len // 4)))
     ),
-    "threshold": lambda canvas_len, tau=0.9, **kw: Threshold(tau=tau),
-    "entropy": lambda canvas_len, gamma=0.1, **kw: Entropy(gamma=gamma),
+    "threshold": lambda canvas_len, tau=0.9: Threshold(tau=tau),
+    "entropy": lambda canvas_len, gamma=0.1: Entropy(gamma=gamma),
     "adaptive": lambda canvas_len, **kw: Adaptive(**kw),
 }
 
 
-def make_policy(name: str, canvas_len: int, **options: object) -> Policy:
-    """The policy called `name`; options override its defaults."""
+def parse_policy(spec: str) -> tuple[str, dict[str, float]]:
+    """'entropy' -> ('entropy', {}); 'threshold:tau=0.8' -> ('threshold', {'tau': 0.8})."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, float] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            options[key.strip()] = int(value) if value.strip().isdigit() else float(value)
+        except ValueError:
+            raise BadRequest(f"policy option {item!r} in {spec!r} is not NAME=NUMBER") from None
+    return name, options
+
+
+def make_policy(spec: str, canvas_len: int, **options: object) -> Policy:
+    """The policy named by `spec` ('name' or 'name:key=value,...'); options override its defaults."""
+    name, parsed = parse_policy(spec)
     try:
         factory = POLICIES[name]
     except KeyError:
         raise BadRequest(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})") from None
-    return factory(canvas_len, **options)
+    try:
+        return factory(canvas_len, **{**parsed, **options})
+    except TypeError as e:
+        raise BadRequest(f"bad options for policy {name!r}: {e}") from None

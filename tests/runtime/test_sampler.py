@@ -139,3 +139,13 @@ def test_temperature_sampling_is_reproducible_with_a_seed():
 def test_unknown_policy_is_a_bad_request():
     with pytest.raises(BadRequest, match="unknown policy 'fast'"):
         make_policy("fast", 8)
+
+
+def test_policy_options_from_the_name():
+    assert make_policy("threshold:tau=0.5", 8).tau == 0.5
+    assert make_policy("llada:steps=3", 8).schedule.steps == 3
+    assert make_policy("adaptive:gamma=0.4,max_remask_per_slot=2", 8).max_remask_per_slot == 2
+    with pytest.raises(BadRequest, match="NAME=NUMBER"):
+        make_policy("threshold:tau", 8)
+    with pytest.raises(BadRequest, match="bad options for policy 'entropy'"):
+        make_policy("entropy:tau=0.3", 8)
