@@ -102,29 +102,40 @@ def _clip_suffix(tok: Tokenizer, suffix: str, budget: int) -> tuple[list[int], i
 
 
 def _clip_prefix(tok: Tokenizer, prefix: str, budget: int) -> tuple[str, int]:
-    """Keep the end of the prefix within `budget` tokens; returns (text, chars dropped)."""
+    """Keep the end of the prefix within `budget` tokens; returns (text, chars dropped).
+
+    Only the last `budget * 8` characters are looked at (code averages well
+    under 8 characters per token), so a 5 MB file costs no more than a small one."""
     window_start = max(0, len(prefix) - budget * 8)
     if window_start == 0 and len(tok.encode(prefix)) <= budget:
         return prefix, 0
-    line_starts = [0] + [i + 1 for i, c in enumerate(prefix) if c == "\n"]
-    # the smallest line index whose tail fits, by bisection over line starts
-    lo, hi = 0, len(line_starts) - 1
-    while lo < hi:
+    starts = _line_starts(prefix, window_start)  # (line number, offset), ascending
+    lo, hi = 0, len(starts)
+    while lo < hi:  # the first line start whose tail fits
         mid = (lo + hi) // 2
-        start = line_starts[mid]
-        if start >= window_start and len(tok.encode(prefix[start:])) <= budget:
+        if len(tok.encode(prefix[starts[mid][1] :])) <= budget:
             hi = mid
         else:
             lo = mid + 1
-    quantized = -(-lo // PREFIX_LINE_QUANTUM) * PREFIX_LINE_QUANTUM
-    if quantized < len(line_starts):
-        lo = quantized
-    start = line_starts[lo]
-    tail = prefix[start:]
-    if len(tok.encode(tail)) > budget:  # the current line alone is too long: cut characters
+    if lo == len(starts):  # the cursor line alone is too long: cut characters
         tail = prefix[-budget:]
-        start = len(prefix) - len(tail)
-    return tail, start
+        return tail, len(prefix) - len(tail)
+    # prefer a line number that is a multiple of the quantum, so the start is stable while typing
+    start = next((off for line, off in starts[lo:] if line % PREFIX_LINE_QUANTUM == 0), starts[lo][1])
+    return prefix[start:], start
+
+
+def _line_starts(text: str, window_start: int) -> list[tuple[int, int]]:
+    line = text.count("\n", 0, window_start)
+    out = []
+    if window_start == 0 or text[window_start - 1] == "\n":
+        out.append((line, window_start))
+    p = text.find("\n", window_start)
+    while p != -1:
+        line += 1
+        out.append((line, p + 1))
+        p = text.find("\n", p + 1)
+    return out
 
 
 _OPEN = "([{"

@@ -100,3 +100,10 @@ def test_tiny_budget_is_rejected(tok):
 )
 def test_trim_suffix_overlap(text, suffix, prefix_line, want):
     assert trim_suffix_overlap(text, suffix, prefix_line) == want
+
+
+def test_five_megabyte_prefix(tok):
+    prefix = "x = 1  # some code here\n" * 220_000  # ~5 MB
+    ctx = build_context(tok, prefix + "y = ", "\nz = 2\n", 512)
+    assert len(ctx.ids) <= 512
+    assert tok.decode(ctx.ids).endswith("y =") and ctx.heal == " "
