@@ -121,7 +121,9 @@ def completion_item(
         sort_text="0",
         preselect=True,
         insert_text_format=t.InsertTextFormat.PlainText,
-        text_edit=t.TextEdit(range=lsp_range(lines, start, site.end, encoding), new_text=word + body + site.closers),
+        text_edit=t.TextEdit(
+            range=lsp_range(lines, start, site.end, encoding), new_text=word + body + site.closers
+        ),
         command=accepted_command("completion", clean),
     )
 

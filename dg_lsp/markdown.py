@@ -161,13 +161,15 @@ def _table_lines(lines: list[str]) -> set[int]:
 
 
 _NEW_MARKER = re.compile(r"^(#{1,6}\s|[-*+]\s|\d{1,9}[.)]\s|>)")
-_STRUCTURE_CHARS = str.maketrans({c: None for c in "`|[]<>$\\"})
+_STRUCTURE_CHARS = str.maketrans({c: None for c in "`[]<>$\\"})
 
 
-def sanitize(draft: str, new: str, at_line_start: bool) -> str:
+def sanitize(draft: str, new: str, at_line_start: bool, in_table: bool = False) -> str:
     """A rewritten prose span that cannot change the document's structure (else the draft)."""
     new = " ".join(new.replace("\r", "\n").split("\n"))
     new = new.translate(_STRUCTURE_CHARS)
+    if in_table:
+        new = new.replace("|", "")
     new = re.sub(r"[*_~]{1,}", lambda m: m.group(0) if m.group(0) in draft else "", new)
     new = re.sub(r"(?:https?|ftp)://|www\.", "", new)
     new = new.strip()
@@ -176,7 +178,7 @@ def sanitize(draft: str, new: str, at_line_start: bool) -> str:
             new = new[m.end() :].lstrip()
         if _RULE.match(new):
             return draft
-    return new if _LETTER.search(new) else draft
+    return new or draft
 
 
 @dataclass
@@ -194,7 +196,8 @@ class RewritePlan:
     _pos: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.spans = [s for s in segment(self.text) if s.prose and s.start >= self.start and s.end <= self.end]
+        inside = [s for s in segment(self.text) if s.start >= self.start and s.end <= self.end]
+        self.spans = [s for s in inside if s.prose]
         self._pos = self.start
 
     def request(
@@ -221,8 +224,10 @@ class RewritePlan:
         line_head = self.text[self.text.rfind("\n", 0, span.start) + 1 : span.start]
         marker = _MARKER.match(line_head)
         at_line_start = marker is not None and marker.end() == len(line_head)
+        line_end = self.text.find("\n", span.end)
+        in_table = "|" in line_head or "|" in self.text[span.end : line_end if line_end >= 0 else None]
         self._out.append(self.text[self._pos : span.start])
-        self._out.append(draft if new is None else sanitize(draft, new, at_line_start))
+        self._out.append(draft if new is None else sanitize(draft, new, at_line_start, in_table))
         self._pos = span.end
 
     def result(self) -> str:

@@ -16,7 +16,7 @@ from runtime.policies import POLICIES
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (debugging)")
-    parser.add_argument("--model", help="model folder, 'default' or 'tiny' (overrides the client's dgLsp.model)")
+    parser.add_argument("--model", help="model folder, 'default' or 'tiny' (overrides dgLsp.model)")
     parser.add_argument("--device", help="torch device: cpu, cuda, cuda:N, mps (overrides dgLsp.device)")
     parser.add_argument("--threads", type=int, help="torch threads (overrides dgLsp.threads)")
     parser.add_argument("--policy", choices=list(POLICIES), help="unmasking policy (overrides dgLsp.policy)")

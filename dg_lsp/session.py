@@ -91,9 +91,8 @@ class DgServer(LanguageServer):
         for p in problems:
             log.warning("settings: %s", p)
         if problems:
-            self.window_show_message(
-                t.ShowMessageParams(type=t.MessageType.Warning, message="dg-lsp settings: " + "; ".join(problems))
-            )
+            message = "dg-lsp settings: " + "; ".join(problems)
+            self.window_show_message(t.ShowMessageParams(type=t.MessageType.Warning, message=message))
 
     def _model_key(self) -> tuple[str, str, int | None]:
         return (self.settings.model, self.settings.device, self.settings.threads)
@@ -121,9 +120,8 @@ class DgServer(LanguageServer):
         if engine is None:
             self._loaded = None
             self.set_status("error", f"model {model!r} failed to load: {error}")
-            self.window_show_message(
-                t.ShowMessageParams(type=t.MessageType.Error, message=f"dg-lsp: model failed to load: {error}")
-            )
+            message = f"dg-lsp: model failed to load: {error}"
+            self.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=message))
         else:
             self._loaded = key
             self.set_status("ready", f"{engine.description} on {device}")
@@ -227,8 +225,9 @@ class DgServer(LanguageServer):
             budget, variants = s.automatic_budget_ms, [{}]
         out = []
         for v in variants:
+            request = infill_request(site, deadline_ms=budget, **common, **v)
             try:
-                r = await self.service.infill(infill_request(site, deadline_ms=budget, **common, **v), key=uri)
+                r = await self.service.infill(request, key=uri)
             except Exception:
                 log.exception("infill failed")
                 break
@@ -263,7 +262,8 @@ class DgServer(LanguageServer):
         """The one object argument of a command -> a document snapshot and clamped range."""
         arg = args[0] if len(args) == 1 else None
         if not isinstance(arg, dict) or not isinstance(arg.get("uri"), str):
-            raise JsonRpcInvalidParams(f"{name} takes one object argument {{uri, range}}, got {list(args)!r:.200}")
+            got = repr(list(args))[:200]
+            raise JsonRpcInvalidParams(f"{name} takes one object argument {{uri, range}}, got {got}")
         doc = self.open_document(arg["uri"])
         if doc is None:
             raise JsonRpcInvalidParams(f"{name}: document {arg['uri']} is not open")
@@ -295,7 +295,8 @@ class DgServer(LanguageServer):
 
     async def apply(self, target: Target, edits: list[t.TextEdit], label: str) -> t.WorkspaceEdit:
         """Apply with workspace/applyEdit (versioned when the client allows) and return the edit."""
-        versioned = bool(get_capability(self.client_capabilities, "workspace.workspace_edit.document_changes", False))
+        caps = self.client_capabilities
+        versioned = bool(get_capability(caps, "workspace.workspace_edit.document_changes", False))
         edit = workspace_edit(target.uri, target.version, edits, document_changes=versioned)
         current = self.open_document(target.uri)
         if current is None or current.version != target.version:
@@ -318,7 +319,8 @@ class DgServer(LanguageServer):
 
 
 def _is_markdown(doc: TextDocument) -> bool:
-    return (doc.language_id or "").lower() in MARKDOWN_LANGUAGES or doc.uri.lower().endswith((".md", ".markdown"))
+    language = (doc.language_id or "").lower()
+    return language in MARKDOWN_LANGUAGES or doc.uri.lower().endswith((".md", ".markdown"))
 
 
 def _unquote(uri: str) -> str:

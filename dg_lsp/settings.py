@@ -8,6 +8,7 @@ field falls back to its default and the problem is reported once (see
 
 from __future__ import annotations
 
+import itertools
 import re
 import typing
 from typing import Annotated, Any
@@ -131,7 +132,7 @@ def _field_docs() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(Settings))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for a, b in zip(body, body[1:], strict=False):
+    for a, b in itertools.pairwise(body):
         if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
             docs[a.target.id] = " ".join(str(b.value.value).split())  # type: ignore[union-attr]
     return docs
