@@ -174,9 +174,11 @@ def sanitize(draft: str, new: str, at_line_start: bool, in_table: bool = False) 
     new = re.sub(r"(?:https?|ftp)://|www\.", "", new)
     new = new.strip()
     if at_line_start:
+        if _RULE.match(new):
+            return draft
         while (m := _NEW_MARKER.match(new)) and not _NEW_MARKER.match(draft):
             new = new[m.end() :].lstrip()
-        if _RULE.match(new):
+        if new and not new.strip("-=*_+#> \t"):  # a setext underline or an empty marker
             return draft
     return new or draft
 

@@ -1,0 +1,48 @@
+"""Unit tests of dg_lsp.settings (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dg_lsp.settings import Settings, documented_fields, from_initialization_options, parse_settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+
+
+def test_defaults():
+    s = Settings()
+    assert (s.model, s.automatic_budget_ms, s.policy) == ("default", 150.0, "adaptive")
+    assert s.language_enabled("python") and not s.language_enabled("plaintext")
+
+
+def test_good_values_are_taken():
+    raw = {"model": "tiny", "threads": 1, "maxTokens": 32, "enabledLanguages": ["rust"]}
+    s, problems = parse_settings(raw)
+    assert problems == []
+    assert (s.model, s.threads, s.max_tokens) == ("tiny", 1, 32)
+    assert s.language_enabled("rust") and not s.language_enabled("python")
+
+
+def test_each_bad_value_falls_back_to_its_default_and_is_reported():
+    s, problems = parse_settings(
+        {"policy": "nope", "threads": 0, "automaticBudgetMs": -1, "device": "gpu9", "maxTokens": 12, "x": 1}
+    )
+    assert (s.policy, s.threads, s.automatic_budget_ms, s.device) == ("adaptive", None, 150.0, "cpu")
+    assert s.max_tokens == 12
+    assert len(problems) == 5
+    assert any("'x'" in p for p in problems) and any("nope" in p for p in problems)
+
+
+def test_initialization_options_shapes():
+    assert from_initialization_options({"dgLsp": {"model": "tiny"}})[0].model == "tiny"
+    assert from_initialization_options({"model": "tiny"})[0].model == "tiny"
+    assert from_initialization_options(None) == (Settings(), [])
+    _, problems = from_initialization_options({"dgLsp": [1]})
+    assert problems
+
+
+def test_every_setting_is_documented():
+    docs = DOCS.read_text()
+    for name, _default, doc in documented_fields():
+        assert doc, name
+        assert f"`{name}`" in docs, name
