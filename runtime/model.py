@@ -173,6 +173,12 @@ class InfillTransformer(nn.Module):
         Returns logits (B, L, V): context rows predict the next context token,
         canvas rows predict the canvas token at their own slot.
         """
+        return self.head(self.norm(self.hidden_train(ids, ctx_len, key_valid)))  # (B, L, V)
+
+    def hidden_train(self, ids: Tensor, ctx_len: int, key_valid: Tensor) -> Tensor:
+        """`forward_train` before the final norm and head: (B, L, D).  The trainer applies
+        the vocabulary-sized head only to the rows it puts a loss on (the head is most of a
+        small model's training FLOPs)."""
         seq = ids.shape[1]
         cos, sin = self._rope(0, seq, ids.device)
         allowed = torch.ones(seq, seq, dtype=torch.bool, device=ids.device).tril()
@@ -181,7 +187,7 @@ class InfillTransformer(nn.Module):
         # left-padding rows would see no key at all: let them see themselves (their output is unused)
         mask |= torch.eye(seq, dtype=torch.bool, device=ids.device)[None]
         x, _ = self._layers(self.embed(ids), cos, sin, mask[:, None], None, keep=False)  # (B, L, D)
-        return self.head(self.norm(x))  # (B, L, V)
+        return x
 
     # ----------------------------------------------------------------- inference
     def encode(self, ids: Tensor, past: KV | None) -> KV:
