@@ -1,0 +1,143 @@
+"""Exact match on lines of the held-out packages (never trained on).
+
+    held-out documents -> tasks (prefix, suffix, middle, kind) -> engine.infill -> exact match
+
+Kinds (Python files only, lines with at least `MIN_LINE_CHARS` non-blank characters):
+
+* ``line_rest``: the cursor after a line's indentation; middle = the rest of the line;
+* ``mid_line``: the cursor at a random character inside the line's code; middle = the rest;
+* ``block``: 2-4 whole lines (with their newlines), the cursor at a line start.
+
+`iter_tasks` is the reusable part (benchmarks import it); `evaluate` scores an engine.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.engine import EmbeddedEngine
+from runtime.train.corpus import HELDOUT_PACKAGES, SourceFile, collect, read_shards
+from runtime.types import InfillRequest
+
+KINDS = ("line_rest", "mid_line", "block")
+SINGLE_LINE_KINDS = ("line_rest", "mid_line")
+MIN_LINE_CHARS = 4
+DEFAULT_CORPUS = Path("data/corpus")
+
+
+@dataclass(frozen=True)
+class HeldoutTask:
+    prefix: str
+    suffix: str
+    middle: str
+    kind: str
+    source: str
+    """'<package>:<file>:<line number>'"""
+
+
+def heldout_documents(corpus: Path = DEFAULT_CORPUS) -> list[SourceFile]:
+    """Held-out Python files: from the built corpus, else collected from this machine's sources."""
+    try:
+        docs = read_shards(corpus, "heldout")
+    except FileNotFoundError:
+        docs = collect(heldout=HELDOUT_PACKAGES)[1]
+    return sorted((d for d in docs if d.path.endswith(".py")), key=lambda d: (d.package, d.path))
+
+
+def _candidate_lines(text: str) -> list[tuple[int, int, int]]:
+    """(line index, start offset, end offset) of lines worth completing."""
+    out, offset = [], 0
+    for i, line in enumerate(text.split("\n")):
+        if len(line.strip()) >= MIN_LINE_CHARS:
+            out.append((i, offset, offset + len(line)))
+        offset += len(line) + 1
+    return out
+
+
+def make_task(doc: SourceFile, kind: str, rng: random.Random) -> HeldoutTask | None:
+    text = doc.text
+    lines = _candidate_lines(text)
+    if not lines:
+        return None
+    i, start, end = rng.choice(lines)
+    line = text[start:end]
+    indent = start + len(line) - len(line.lstrip())
+    if kind == "line_rest":
+        a, b = indent, end
+    elif kind == "mid_line":
+        if end - indent < 4:
+            return None
+        a, b = rng.randint(indent + 1, end - 2), end
+    elif kind == "block":
+        a, b = start, end
+        for _ in range(rng.randint(1, 3)):
+            nxt = text.find("\n", b + 1)
+            b = len(text) if nxt < 0 else nxt
+        b = min(len(text), b + 1)
+    else:
+        raise ValueError(f"unknown held-out task kind {kind!r} (known: {KINDS})")
+    return HeldoutTask(text[:a], text[b:], text[a:b], kind, f"{doc.package}:{doc.path}:{i + 1}")
+
+
+def iter_tasks(
+    n_per_kind: int = 200,
+    kinds: Sequence[str] = KINDS,
+    seed: int = 0,
+    docs: Sequence[SourceFile] | None = None,
+    corpus: Path = DEFAULT_CORPUS,
+) -> Iterator[HeldoutTask]:
+    """A fixed (seeded) set of held-out tasks: `n_per_kind` of each kind, files drawn round-robin."""
+    docs = list(docs) if docs is not None else heldout_documents(corpus)
+    if not docs:
+        raise ValueError("no held-out Python documents")
+    for kind in kinds:
+        rng = random.Random(f"{seed}:{kind}")
+        made = tries = 0
+        while made < n_per_kind and tries < 20 * n_per_kind:
+            task = make_task(docs[tries % len(docs)], kind, rng)
+            tries += 1
+            if task is not None:
+                made += 1
+                yield task
+
+
+def is_exact(output: str, middle: str) -> bool:
+    return output.rstrip() == middle.rstrip()
+
+
+def request_for(task: HeldoutTask, context_tokens: int, policy: str = "adaptive") -> InfillRequest:
+    single = task.kind in SINGLE_LINE_KINDS
+    return InfillRequest(
+        prefix=task.prefix,
+        suffix=task.suffix,
+        single_line=single,
+        max_tokens=64 if single else 128,
+        policy=policy,
+        context_tokens=context_tokens,
+    )
+
+
+def evaluate(
+    engine: EmbeddedEngine, tasks: Iterable[HeldoutTask], context_tokens: int = 1024, policy: str = "adaptive"
+) -> dict[str, dict[str, float]]:
+    """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row."""
+    hits: dict[str, list[bool]] = {}
+    ms: dict[str, list[float]] = {}
+    for task in tasks:
+        res = engine.infill(request_for(task, context_tokens, policy))
+        hits.setdefault(task.kind, []).append(is_exact(res.text, task.middle))
+        ms.setdefault(task.kind, []).append(res.stats.ms)
+    out = {k: _row(hits[k], ms[k]) for k in hits}
+    single = [h for k in SINGLE_LINE_KINDS for h in hits.get(k, [])]
+    single_ms = [m for k in SINGLE_LINE_KINDS for m in ms.get(k, [])]
+    if single:
+        out["all_single_line"] = _row(single, single_ms)
+    return out
+
+
+def _row(hits: list[bool], ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    return {"n": len(hits), "exact_match": sum(hits) / len(hits), "ms_p50": ms[len(ms) // 2]}

@@ -1,0 +1,240 @@
+"""Documents -> training batches in the exact shape the server builds.
+
+    document -> character split (prefix, middle, suffix) -> build_context + canvas_target
+             -> (block continuation) -> pad to canvas -> mask t ~ U(0, 1) -> batch
+
+The split is at *character* positions (Bavarian et al. 2022), so the cursor
+may sit inside a token; `runtime.canvas` handles that by boundary healing,
+here exactly as at inference.  Kinds of middle, mixed by `ObjectiveConfig.kinds`:
+
+* ``rest_of_line``: cursor anywhere in a line (after the indentation, mid-word, ...),
+  middle = the rest of that line without its newline;
+* ``line``: one whole line with its newline (prefix ends at a line start);
+* ``lines``: 2-12 whole lines;
+* ``span``: a random character span (may start and end anywhere).
+
+A middle longer than one canvas is trained as the engine decodes it: block
+``j`` sees the context plus the first ``j`` canvases and must fill the next one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from runtime.canvas import PREFIX_LINE_QUANTUM, build_context, canvas_target
+from runtime.tokenizer import Tokenizer
+
+KINDS = ("rest_of_line", "line", "lines", "span")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    context_tokens: tuple[int, ...] = (128, 192, 256, 320)
+    """Context budgets to draw from (one per batch); the model records the largest."""
+    canvas_lens: tuple[int, ...] = (32, 32, 32, 16, 24, 48)
+    """Canvas lengths to draw from (one per batch): mostly the model's own."""
+    kinds: dict[str, float] = field(
+        default_factory=lambda: {"rest_of_line": 0.35, "line": 0.2, "lines": 0.2, "span": 0.25}
+    )
+    max_blocks: int = 3
+    """Deepest block-continuation index trained (canvases already appended to the context)."""
+    corrupt: float = 0.1
+    """Fraction of unmasked, non-pad canvas slots replaced by a random token."""
+    ctx_fraction: float = 0.25
+    """Fraction of context rows given the next-token loss.  The vocabulary-sized head is
+    most of a small model's FLOPs; a random quarter keeps most of the dense signal for
+    far fewer head rows (on a GPU, use 1.0)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown sample kinds {sorted(unknown)} (known: {KINDS})")
+        if min(self.context_tokens) < 8 or min(self.canvas_lens) < 1:
+            raise ValueError("context budgets must be >= 8 tokens and canvases >= 1 slot")
+
+
+@dataclass(frozen=True)
+class Split:
+    prefix: str
+    middle: str
+    suffix: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    context: list[int]
+    """build_context(...).ids, plus the earlier canvases' tokens for a continued block."""
+    canvas: list[int]
+    """Canvas target: canvas_target tokens of this block, then pads, exactly `canvas_len` long."""
+    kind: str
+    block: int = 0
+
+
+@dataclass
+class Batch:
+    ids: Tensor  # (B, L) input: left-padded context + canvas (masks and corruptions applied)
+    key_valid: Tensor  # (B, L) bool
+    ctx_len: int
+    targets: Tensor  # (B, L): next context token on context rows, true token on canvas rows
+    masked: Tensor  # (B, L) bool: canvas slots that were masked (the diffusion loss)
+    unmasked: Tensor  # (B, L) bool: visible canvas slots (the self-correction loss)
+    context: Tensor  # (B, L) bool: context rows with a valid next context token (dense loss)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.key_valid.sum())
+
+
+# ------------------------------------------------------------------ splitting
+def line_bounds(text: str, pos: int) -> tuple[int, int]:
+    """(start, end) of the line holding `pos`; end is the index of its newline (or len)."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return start, len(text) if end < 0 else end
+
+
+def split_document(text: str, kind: str, rng: random.Random) -> Split:
+    """Cut `text` at character positions into prefix + middle + suffix (they concatenate to it)."""
+    if not text:
+        return Split("", "", "", kind)
+    pos = rng.randrange(len(text))
+    start, end = line_bounds(text, pos)
+    if kind == "rest_of_line":
+        indent = start + len(text[start:end]) - len(text[start:end].lstrip())
+        cursor = indent if rng.random() < 0.4 else rng.randint(start, end)
+        a, b = cursor, end
+    elif kind == "line":
+        a, b = start, min(len(text), end + 1)
+    elif kind == "lines":
+        b = min(len(text), end + 1)
+        for _ in range(rng.randint(1, 11)):
+            if b >= len(text):
+                break
+            b = min(len(text), line_bounds(text, b)[1] + 1)
+        a = start
+    elif kind == "span":
+        length = int(min(400, rng.expovariate(1 / 60))) + 1
+        a = pos
+        b = min(len(text), a + length)
+    else:
+        raise ValueError(f"unknown sample kind {kind!r}")
+    return Split(text[:a], text[a:b], text[b:], kind)
+
+
+def clip_window(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
+    """Drop text build_context would drop anyway, without changing its result.
+
+    The prefix is cut at a line whose index is a multiple of PREFIX_LINE_QUANTUM
+    (so the quantized clip lands on the same line) and before build_context's own
+    character window; the suffix after its character pre-cut.
+    """
+    suffix = suffix[: (budget // 4) * 8]
+    window_start = len(prefix) - budget * 8
+    if window_start <= 0:
+        return prefix, suffix
+    n_lines = prefix.count("\n", 0, window_start)  # lines fully before the window start
+    keep_from_line = n_lines // PREFIX_LINE_QUANTUM * PREFIX_LINE_QUANTUM
+    if keep_from_line == 0:
+        return prefix, suffix
+    cut = -1
+    for _ in range(keep_from_line):
+        cut = prefix.index("\n", cut + 1)
+    return prefix[cut + 1 :], suffix
+
+
+# ------------------------------------------------------------------ samples
+def make_sample(
+    tok: Tokenizer, split: Split, budget: int, canvas_len: int, rng: random.Random, max_blocks: int = 3
+) -> Sample:
+    prefix, suffix = clip_window(split.prefix, split.suffix, budget)
+    ctx = build_context(tok, prefix, suffix, budget)
+    target = canvas_target(tok, ctx.heal, split.middle)
+    last = min(max_blocks, len(target) // canvas_len)  # == len//C with no remainder: an all-pad canvas
+    block = 0 if last == 0 or rng.random() < 0.5 else rng.randint(1, last)
+    body = target[block * canvas_len : (block + 1) * canvas_len]
+    canvas = body + [tok.pad_id] * (canvas_len - len(body))
+    return Sample(ctx.ids + target[: block * canvas_len], canvas, split.kind, block)
+
+
+class SampleStream:
+    """Endless samples from documents, drawn by length (uniform over characters).
+
+    All randomness comes from one `random.Random`, whose state is checkpointed."""
+
+    def __init__(self, tok: Tokenizer, texts: Sequence[str], cfg: ObjectiveConfig, seed: int = 0) -> None:
+        texts = [t for t in texts if t.strip()]
+        if not texts:
+            raise ValueError("no non-empty documents to sample from")
+        self.tok, self.texts, self.cfg = tok, texts, cfg
+        self.cum: list[int] = []
+        total = 0
+        for t in texts:
+            total += len(t)
+            self.cum.append(total)
+        self.rng = random.Random(seed)
+        self.kind_names = list(cfg.kinds)
+        self.kind_weights = [cfg.kinds[k] for k in self.kind_names]
+
+    def document(self) -> str:
+        i = bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))
+        return self.texts[i]
+
+    def sample(self, budget: int, canvas_len: int) -> Sample:
+        kind = self.rng.choices(self.kind_names, self.kind_weights)[0]
+        split = split_document(self.document(), kind, self.rng)
+        return make_sample(self.tok, split, budget, canvas_len, self.rng, self.cfg.max_blocks)
+
+    def batch(self, batch_size: int) -> Batch:
+        budget = self.rng.choice(self.cfg.context_tokens)
+        canvas_len = self.rng.choice(self.cfg.canvas_lens)
+        samples = [self.sample(budget, canvas_len) for _ in range(batch_size)]
+        return collate(self.tok, samples, self.rng, self.cfg.corrupt, self.cfg.ctx_fraction)
+
+
+def collate(
+    tok: Tokenizer,
+    samples: Sequence[Sample],
+    rng: random.Random,
+    corrupt: float = 0.1,
+    ctx_fraction: float = 1.0,
+) -> Batch:
+    """Left-pad contexts to one length, append canvases, mask each canvas at its own rate t."""
+    c = len(samples[0].canvas)
+    assert all(len(s.canvas) == c for s in samples), "one canvas length per batch"
+    ctx_len = max(len(s.context) for s in samples)
+    b, seq = len(samples), ctx_len + c
+    ids = torch.full((b, seq), tok.pad_id, dtype=torch.long)  # (B, L)
+    key_valid = torch.zeros(b, seq, dtype=torch.bool)  # (B, L)
+    for i, s in enumerate(samples):
+        n = len(s.context)
+        ids[i, ctx_len - n : ctx_len] = torch.tensor(s.context, dtype=torch.long)
+        ids[i, ctx_len:] = torch.tensor(s.canvas, dtype=torch.long)
+        key_valid[i, ctx_len - n :] = True
+    targets = ids.clone()
+    targets[:, : ctx_len - 1] = ids[:, 1:ctx_len]
+    context = torch.zeros(b, seq, dtype=torch.bool)
+    context[:, : ctx_len - 1] = key_valid[:, : ctx_len - 1] & key_valid[:, 1:ctx_len]
+    gen = torch.Generator().manual_seed(rng.getrandbits(63))
+    if ctx_fraction < 1.0:
+        context &= torch.rand(b, seq, generator=gen) < ctx_fraction
+    t = torch.rand(b, 1, generator=gen)  # (B, 1) mask rate per sample
+    canvas_masked = torch.rand(b, c, generator=gen) < t  # (B, C)
+    none = ~canvas_masked.any(1)
+    canvas_masked[none, torch.randint(0, c, (int(none.sum()),), generator=gen)] = True
+    canvas = ids[:, ctx_len:]  # (B, C) view
+    normal = torch.tensor(sorted(set(range(tok.vocab_size)) - tok.special_ids), dtype=torch.long)
+    swap = ~canvas_masked & (canvas != tok.pad_id) & (torch.rand(b, c, generator=gen) < corrupt)
+    canvas[swap] = normal[torch.randint(0, len(normal), (int(swap.sum()),), generator=gen)]
+    canvas[canvas_masked] = tok.mask_id
+    masked = torch.zeros(b, seq, dtype=torch.bool)
+    masked[:, ctx_len:] = canvas_masked
+    unmasked = torch.zeros(b, seq, dtype=torch.bool)
+    unmasked[:, ctx_len:] = ~canvas_masked
+    return Batch(ids, key_valid, ctx_len, targets, masked, unmasked, context)

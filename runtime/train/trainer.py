@@ -1,0 +1,374 @@
+"""The training loop: batches from `objective` -> InfillTransformer -> AdamW, with checkpoints.
+
+    corpus shards + tokenizer -> SampleStream -> forward_train -> three losses -> AdamW (warmup, cosine)
+        every few minutes: checkpoint (model, optimizer, step, rng) + model folder + held-out eval
+
+Losses (each a mean over its positions, then weighted):
+
+* canvas: cross-entropy on masked canvas slots, plain mean (not the 1/t ELBO weight:
+  with a small batch its variance at low t slows a tiny model down, and decoding is
+  greedy, so an unbiased likelihood buys nothing here);
+* context (`ctx_weight`): next-token loss on every context row: free dense signal;
+* unmasked (`unmasked_weight`): the true token at visible canvas slots, ~10% of which
+  were replaced by random tokens, so committed tokens get meaningful probabilities
+  for the `adaptive` policy's self-correction.
+
+CPU smoke test: ``python -m runtime.train train --preset tiny --max-steps 20``;
+real runs: see docs/training.md and runtime/train/gpu_run.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from runtime.engine import EmbeddedEngine
+from runtime.load import save_folder
+from runtime.model import PRESETS, InfillTransformer, ModelArgs, count_params
+from runtime.tokenizer import Tokenizer
+from runtime.train.corpus import read_shards
+from runtime.train.objective import Batch, ObjectiveConfig, SampleStream
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = "data/corpus"
+    tokenizer: str = "data/tokenizer.json"
+    run_dir: str = "runs/dev"
+    out: str | None = None
+    """Also write the model folder here (e.g. models/dg-code-small) at every save."""
+    name: str = "dg-code-small"
+    preset: str = "small"
+    dim: int | None = None
+    n_layers: int | None = None
+    n_heads: int | None = None
+    batch_size: int = 16
+    lr: float = 2e-3
+    min_lr_frac: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    max_minutes: float | None = None
+    """If set, the run stops after this much training time (summed over resumes) and the
+    cosine schedule follows time instead of steps."""
+    ctx_weight: float = 0.5
+    ctx_fraction: float = 0.25
+    unmasked_weight: float = 0.2
+    context_tokens: tuple[int, ...] = (128, 192, 256, 320)
+    canvas_lens: tuple[int, ...] = (32, 32, 32, 16, 24, 48)
+    device: str = "cpu"
+    bf16: bool = True
+    compile: bool = False
+    threads: int | None = 1
+    seed: int = 0
+    log_every: int = 10
+    save_minutes: float = 5.0
+    eval_minutes: float = 15.0
+    eval_tasks: int = 40
+    """Held-out tasks per kind for the periodic eval (0 disables it)."""
+
+    def model_args(self, vocab_size: int) -> ModelArgs:
+        base = PRESETS[self.preset]
+        over = {
+            k: v for k, v in (("dim", self.dim), ("n_layers", self.n_layers), ("n_heads", self.n_heads)) if v
+        }
+        canvas = base.canvas_len if self.preset != "tiny" else 16
+        return ModelArgs(**{**base.to_dict(), **over, "vocab_size": vocab_size, "canvas_len": canvas})
+
+    def objective(self) -> ObjectiveConfig:
+        return ObjectiveConfig(
+            context_tokens=tuple(self.context_tokens),
+            canvas_lens=tuple(self.canvas_lens),
+            ctx_fraction=self.ctx_fraction,
+        )
+
+
+@dataclass
+class State:
+    step: int = 0
+    tokens: int = 0
+    canvas_slots: int = 0
+    train_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.run_dir = Path(cfg.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file = (self.run_dir / "train.log").open("a")
+        self.tok = Tokenizer.from_file(cfg.tokenizer)
+        self.args = cfg.model_args(self.tok.vocab_size)
+        self.device = torch.device(cfg.device)
+        self.model = InfillTransformer(self.args).to(self.device)
+        self.hidden = torch.compile(self.model.hidden_train) if cfg.compile else self.model.hidden_train
+        decay = [p for n, p in self.model.named_parameters() if p.dim() == 2 and "embed" not in n]
+        rest = [p for n, p in self.model.named_parameters() if not (p.dim() == 2 and "embed" not in n)]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+            fused=self.device.type == "cuda",
+        )
+        texts = [d.text for d in read_shards(Path(cfg.corpus), "train")]
+        self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed)
+        self.state = State()
+        self.ckpt = self.run_dir / "ckpt.pt"
+        if self.ckpt.exists():
+            self.load(self.ckpt)
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self, path: Path | None = None) -> None:
+        path = path or self.ckpt
+        tmp = path.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "opt": self.opt.state_dict(),
+                "state": asdict(self.state),
+                "stream_rng": self.stream.rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "config": asdict(self.cfg),
+                "model_args": self.args.to_dict(),
+            },
+            tmp,
+        )
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        ck = torch.load(path, map_location=self.device, weights_only=False)  # our own file
+        if ck["model_args"] != self.args.to_dict():
+            raise ValueError(f"{path} was trained with {ck['model_args']}, not {self.args.to_dict()}")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+        self.state = State(**ck["state"])
+        self.stream.rng.setstate(ck["stream_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.log(f"resumed from {path} at step {self.state.step} ({self.state.tokens:,} tokens)")
+
+    def save_model(self, where: Path) -> None:
+        extra = {"trained": self.trained_record()}
+        save_folder(where, self.model, self.tok, name=self.cfg.name, extra=extra)
+
+    def trained_record(self) -> dict:
+        s = self.state
+        return {
+            "steps": s.step,
+            "tokens": s.tokens,
+            "canvas_slots": s.canvas_slots,
+            "train_seconds": round(s.train_s, 1),
+            "tokens_per_second": round(s.tokens / max(s.train_s, 1e-9), 1),
+            "parameters": count_params(self.model),
+            "context_tokens": max(self.cfg.context_tokens),
+            "machine": machine_name(self.device, self.cfg.threads),
+            "config": {k: v for k, v in asdict(self.cfg).items() if k not in ("out", "run_dir")},
+            "last_eval": next((h for h in reversed(s.history) if "eval" in h), None),
+        }
+
+    # ------------------------------------------------------------ schedule
+    def progress(self) -> float:
+        if self.cfg.max_minutes:
+            return min(1.0, self.state.train_s / (self.cfg.max_minutes * 60))
+        return min(1.0, self.state.step / max(1, self.cfg.max_steps))
+
+    def lr(self) -> float:
+        c = self.cfg
+        if self.state.step < c.warmup_steps:
+            return c.lr * (self.state.step + 1) / c.warmup_steps
+        cos = 0.5 * (1 + math.cos(math.pi * self.progress()))
+        return c.lr * (c.min_lr_frac + (1 - c.min_lr_frac) * cos)
+
+    def done(self) -> bool:
+        if self.cfg.max_minutes:
+            return self.state.train_s >= self.cfg.max_minutes * 60
+        return self.state.step >= self.cfg.max_steps
+
+    # ------------------------------------------------------------ steps
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        b = _to(batch, self.device)
+        rows = b.context | b.masked | b.unmasked  # (B, L): the only rows the head runs on
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            hidden = self.hidden(b.ids, b.ctx_len, b.key_valid)  # (B, L, D)
+            logits = self.model.head(self.model.norm(hidden[rows]))  # (N, V)
+        targets = b.targets[rows]  # (N,)
+        ce = F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
+        out = {
+            "canvas": _mean(ce, b.masked[rows]),
+            "context": _mean(ce, b.context[rows]),
+            "unmasked": _mean(ce, b.unmasked[rows]),
+        }
+        c = self.cfg
+        out["loss"] = out["canvas"] + c.ctx_weight * out["context"] + c.unmasked_weight * out["unmasked"]
+        with torch.no_grad():
+            out["canvas_acc"] = _mean((logits.argmax(-1) == targets).float(), b.masked[rows])
+        return out
+
+    def step(self) -> dict[str, float]:
+        self.model.train()
+        batch = self.stream.batch(self.cfg.batch_size)
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr()
+        out = self.losses(batch)
+        self.opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.state.step += 1
+        self.state.tokens += batch.tokens
+        self.state.canvas_slots += int(batch.masked.sum())
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    def run(self) -> State:
+        c = self.cfg
+        self.log(
+            f"model {count_params(self.model):,} params {self.args.to_dict()}; batch {c.batch_size}; "
+            f"device {machine_name(self.device, c.threads)}"
+        )
+        last_save = last_eval = time.perf_counter()
+        window_tokens, window_t0 = 0, time.perf_counter()
+        acc: dict[str, float] = {}
+        n = 0
+        while not self.done():
+            t0 = time.perf_counter()
+            tokens_before = self.state.tokens
+            m = self.step()
+            self.state.train_s += time.perf_counter() - t0
+            window_tokens += self.state.tokens - tokens_before
+            acc = {k: acc.get(k, 0.0) + v for k, v in m.items()}
+            n += 1
+            if self.state.step % c.log_every == 0 or self.done():
+                tps = window_tokens / max(1e-9, time.perf_counter() - window_t0)
+                avg = {k: v / n for k, v in acc.items()}
+                self.progress_line(avg, tps)
+                self.state.history.append(
+                    {
+                        "step": self.state.step,
+                        "tokens": self.state.tokens,
+                        "tps": round(tps, 1),
+                        **{k: round(v, 4) for k, v in avg.items()},
+                    }
+                )
+                acc, n, window_tokens, window_t0 = {}, 0, 0, time.perf_counter()
+            now = time.perf_counter()
+            if c.eval_tasks and now - last_eval >= c.eval_minutes * 60:
+                self.evaluate()
+                last_eval = time.perf_counter()
+            if now - last_save >= c.save_minutes * 60:
+                self.checkpoint()
+                last_save = time.perf_counter()
+        if c.eval_tasks:
+            self.evaluate()
+        self.checkpoint()
+        return self.state
+
+    def checkpoint(self) -> None:
+        self.save()
+        self.save_model(self.run_dir / "model")
+        if self.cfg.out:
+            self.save_model(Path(self.cfg.out))
+        self.log(f"saved checkpoint and model folder at step {self.state.step}")
+
+    def evaluate(self) -> dict:
+        from runtime.eval.heldout import evaluate, iter_tasks
+
+        self.model.eval()
+        t0 = time.perf_counter()
+        engine = EmbeddedEngine(self.model, self.tok, device=str(self.device))
+        tasks = list(iter_tasks(self.cfg.eval_tasks, corpus=Path(self.cfg.corpus)))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            res = evaluate(engine, tasks, context_tokens=max(self.cfg.context_tokens))
+        self.model.train()
+        ems = {k: round(v["exact_match"], 4) for k, v in res.items()}
+        self.state.history.append({"step": self.state.step, "tokens": self.state.tokens, "eval": ems})
+        self.log(f"eval step {self.state.step}: held-out exact match {ems} ({time.perf_counter() - t0:.0f}s)")
+        return ems
+
+    # ------------------------------------------------------------ output
+    def progress_line(self, m: dict[str, float], tps: float) -> None:
+        s = self.state
+        if self.cfg.max_minutes:
+            left = self.cfg.max_minutes * 60 - s.train_s
+        else:
+            left = (self.cfg.max_steps - s.step) * s.train_s / max(1, s.step)
+        self.log(
+            f"step {s.step} loss {m['loss']:.3f} canvas {m['canvas']:.3f} ctx {m['context']:.3f} "
+            f"unm {m['unmasked']:.3f} acc {m['canvas_acc']:.3f} lr {self.lr():.2e} "
+            f"{tps:,.0f} tok/s tokens {s.tokens:,} elapsed {s.train_s / 60:.1f}m ETA {max(0, left) / 60:.1f}m"
+        )
+
+    def log(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, file=sys.stderr, flush=True)
+        self.log_file.write(line + "\n")
+        self.log_file.flush()
+
+
+def _mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _to(b: Batch, device: torch.device) -> Batch:
+    if device.type == "cpu":
+        return b
+    moved = {f.name: getattr(b, f.name) for f in fields(b)}
+    return Batch(
+        **{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in moved.items()}
+    )
+
+
+def machine_name(device: torch.device, threads: int | None) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch threads {threads or torch.get_num_threads()}"
+
+
+def parse(argv: list[str] | None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m runtime.train train", description=__doc__.split("\n")[0])
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type.startswith("tuple"):
+            p.add_argument(flag, type=int, nargs="+", default=list(f.default))
+        elif f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        elif f.type.startswith("int"):
+            p.add_argument(flag, type=int, default=f.default)
+        elif f.type.startswith("float"):
+            p.add_argument(flag, type=float, default=f.default)
+        else:
+            p.add_argument(flag, default=f.default)
+    a = vars(p.parse_args(argv))
+    a["context_tokens"] = tuple(a["context_tokens"])
+    a["canvas_lens"] = tuple(a["canvas_lens"])
+    return TrainConfig(**a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse(argv)
+    random.seed(cfg.seed)
+    trainer = Trainer(cfg)
+    state = trainer.run()
+    trainer.log(f"done: {state.step} steps, {state.tokens:,} tokens, {state.train_s / 60:.1f} min")
+    return 0
