@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from runtime.backend import InfillBackend
 from runtime.engine import EmbeddedEngine
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
@@ -142,3 +143,47 @@ def save_folder(
 
 def one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+# ----------------------------------------------------------------------------- backends
+def load_backend(
+    spec: str = "default",
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    remote_model: str | None = None,
+    allow_remote_code: bool = False,
+) -> InfillBackend:
+    """The backend the `model` setting names (see docs/backends.md).
+
+    "http(s)://HOST:PORT/v1" -> remote; "default", a preset or an embedded folder -> embedded;
+    a Hugging Face folder whose config.json says model_type "diffusion_gemma" -> diffusiongemma;
+    any other Hugging Face folder -> masked (its modeling code runs only with `allow_remote_code`).
+    Every failure is a `ModelLoadError` with one line.
+    """
+    if spec.startswith(("http://", "https://")):
+        from runtime.backends.remote import connect_remote
+
+        return connect_remote(spec, remote_model)
+    where = resolve(spec)
+    if isinstance(where, str):
+        return load_engine(spec, device=device, threads=threads)
+    from runtime.backends.hf import read_config, require_transformers
+
+    cfg = read_config(where)
+    if cfg.get("format") == FORMAT:
+        return load_engine(spec, device=device, threads=threads)
+    if "model_type" not in cfg:
+        raise ModelLoadError(
+            f"{where / 'config.json'} is neither a dg-lsp embedded nor a Hugging Face model (no model_type)"
+        )
+    set_threads(threads)
+    if cfg["model_type"] == "diffusion_gemma":
+        require_transformers("diffusiongemma")
+        from runtime.backends.diffusiongemma import load_diffusiongemma
+
+        return load_diffusiongemma(where, device=device)
+    require_transformers("masked")
+    from runtime.backends.masked import load_masked
+
+    return load_masked(where, cfg, device=device, allow_remote_code=allow_remote_code)

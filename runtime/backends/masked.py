@@ -1,0 +1,274 @@
+"""LLaDA/Dream-style bidirectional masked diffusion models from a local Hugging Face folder.
+
+    request -> prefix ids + canvas of masks + suffix ids -> runtime.sampler.denoise -> text
+
+These models see the whole sequence at once, so the middle is masked in
+place: every step is one forward over prefix + canvas + suffix, and the
+canvas rows of the logits go to our one denoising loop, so every policy
+(`sequential`, `llada`, `threshold`, `entropy`, `adaptive`) applies.  The
+model fills the tail of the canvas with its end token (EOS, else pad), which
+ends the middle.  No K/V cache: the canvas attends both ways.
+
+Dream-style models were initialised from an autoregressive model and keep its
+shifted head: the logits at position i predict token i + 1.  Those are
+recognised by `model_type` ("Dream") or a `"shift_logits": true` entry in
+config.json.  Special ids come from the folder's config and tokenizer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, one_line, resolve_dtype
+from runtime.backends.layout import clean_middle, clip_context
+from runtime.policies import make_policy
+from runtime.sampler import CanvasSpec, denoise
+from runtime.types import BadRequest, InfillRequest, InfillResult, InfillStats, ModelLoadError
+
+SHIFTED_MODEL_TYPES = frozenset({"dream"})
+MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
+"""Mask token spellings looked up in the tokenizer when neither config nor tokenizer names one."""
+AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")
+DEFAULT_CANVAS = 32
+
+
+def canvas_rows(logits: Tensor, start: int, length: int, *, shift: bool) -> Tensor:
+    """The logits that predict canvas slots start..start+length of a (L, V) forward."""
+    if shift:  # position i predicts token i + 1
+        assert start >= 1, "a shifted model needs at least one token before the canvas"
+        return logits[start - 1 : start - 1 + length]  # (C, V)
+    return logits[start : start + length]  # (C, V)
+
+
+class MaskedBackend:
+    name = "masked"
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        mask_id: int,
+        end_id: int,
+        shift_logits: bool,
+        description: str = "",
+        canvas_len: int = DEFAULT_CANVAS,
+    ) -> None:
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.mask_id = mask_id
+        self.end_id = end_id
+        self.shift_logits = shift_logits
+        self.description = description or "masked diffusion model"
+        self.canvas_len = canvas_len
+        self.device = next(model.parameters()).device
+        self._lock = threading.Lock()
+        ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id, end_id) if i is not None}
+        self.end_ids = frozenset(ends)
+        vocab = (
+            int(model.get_output_embeddings().weight.shape[0])
+            if model.get_output_embeddings()
+            else len(tokenizer)
+        )
+        specials = set(tokenizer.all_special_ids) | {mask_id}
+        self.banned = tuple(sorted((specials - ends) | set(range(len(tokenizer), vocab))))
+
+    def cache_stats(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
+        if req.max_tokens < 1:
+            raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
+        if req.draft is not None:
+            raise BadRequest("the masked backend has no rewrite mode (draft)")
+        canvas_len = req.canvas_tokens or min(self.canvas_len, req.max_tokens)
+        policy = make_policy(req.policy, canvas_len)
+        with self._lock, torch.inference_mode():
+            return self._infill(req, policy, canvas_len, should_cancel)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False)
+
+    def _infill(self, req, policy, canvas_len, should_cancel) -> InfillResult:
+        started = time.perf_counter()
+        prefix, suffix = clip_context(
+            req.prefix, req.suffix, req.context_tokens, self._encode, self.tok.decode
+        )
+        head = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
+        if self.shift_logits and not head:
+            head = [self.end_id]  # a document separator, so slot 0 has a row to come from
+        prefix_ids = head + self._encode(prefix)
+        suffix_ids = self._encode(suffix)
+        context_tokens = len(prefix_ids) + len(suffix_ids)
+        generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
+        out: list[int] = []
+        forwards = remasked = canvases = 0
+        deadline_hit = False
+        while len(out) < req.max_tokens:
+            length = min(canvas_len, req.max_tokens - len(out))
+            spec = CanvasSpec(length=length, mask_id=self.mask_id, pad_id=self.end_id, banned_ids=self.banned)
+            res = denoise(
+                self._forward(prefix_ids + out, suffix_ids),
+                spec,
+                policy,
+                temperature=req.temperature,
+                generator=generator,
+                should_cancel=should_cancel,
+                deadline_ms=req.deadline_ms,
+                started=started,
+            )
+            canvases += 1
+            forwards += res.forwards
+            remasked += res.remasked
+            deadline_hit |= res.deadline_hit
+            body = []
+            for t in res.tokens:
+                if t in self.end_ids:
+                    break
+                body.append(t)
+            out.extend(body)
+            ended = len(body) < length
+            if ended or res.deadline_hit or (req.single_line and "\n" in self.tok.decode(out)):
+                break
+        text = clean_middle(
+            self.tok.decode(out, skip_special_tokens=True),
+            req.prefix,
+            req.suffix,
+            single_line=req.single_line,
+        )
+        stats = InfillStats(
+            forwards=forwards,
+            tokens=len(out),
+            remasked=remasked,
+            canvases=canvases,
+            context_tokens=context_tokens,
+            ms=(time.perf_counter() - started) * 1000,
+            deadline_hit=deadline_hit,
+        )
+        return InfillResult(text=text, stats=stats)
+
+    def _forward(self, before: list[int], after: list[int]) -> Callable[[Tensor], Tensor]:
+        head = torch.tensor(before, dtype=torch.long)  # (P,)
+        tail = torch.tensor(after, dtype=torch.long)  # (S,)
+        start = len(before)
+
+        def forward(canvas: Tensor) -> Tensor:
+            ids = torch.cat([head, canvas, tail])[None].to(self.device)  # (1, P + C + S)
+            logits = self.model(input_ids=ids).logits[0]  # (P + C + S, V)
+            return canvas_rows(logits, start, canvas.shape[0], shift=self.shift_logits).float().cpu()
+
+        return forward
+
+
+def find_mask_id(config, tokenizer) -> int | None:
+    """The mask id: config.mask_token_id, else the tokenizer's mask token, else a known spelling."""
+    for value in (getattr(config, "mask_token_id", None), tokenizer.mask_token_id):
+        if isinstance(value, int):
+            return value
+    vocab = tokenizer.get_vocab()
+    for token in MASK_TOKENS:
+        if token in vocab:
+            return vocab[token]
+    return None
+
+
+def find_end_id(config, tokenizer) -> int | None:
+    for value in (
+        tokenizer.eos_token_id,
+        getattr(config, "eos_token_id", None),
+        tokenizer.pad_token_id,
+        getattr(config, "pad_token_id", None),
+    ):
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def load_masked(
+    path: Path,
+    cfg: dict,
+    *,
+    device: str = "cpu",
+    dtype: str | None = None,
+    allow_remote_code: bool = False,
+) -> MaskedBackend:
+    import transformers
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = str(cfg.get("model_type", ""))
+    auto_map = cfg.get("auto_map") or {}
+    native = model_type in CONFIG_MAPPING_NAMES
+    remote = bool(auto_map) and not native
+    if remote and not allow_remote_code:
+        files = sorted({str(v).split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str)})
+        raise ModelLoadError(
+            f"{path} runs its own modeling code ({', '.join(files)}), off by default: {REMOTE_CODE_HINT}"
+        )
+    if not remote and not native:
+        raise ModelLoadError(
+            f"{path}: unknown model_type {model_type!r} and no modeling code (auto_map) in the folder"
+        )
+    with load_errors(path, device):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=remote, local_files_only=True)
+    tok = load_tokenizer(path, trust_remote_code=remote)
+    mask_id = find_mask_id(config, tok)
+    if mask_id is None:
+        raise ModelLoadError(
+            f"{path} ({model_type or 'no model_type'}) has no mask token in config.json or its tokenizer: "
+            "it is not a masked diffusion model"
+        )
+    end_id = find_end_id(config, tok)
+    if end_id is None:
+        raise ModelLoadError(
+            f"{path}: neither config nor tokenizer names an EOS or pad token to end the middle"
+        )
+    names = [n for n in AUTO_CLASSES if n in auto_map] if remote else list(AUTO_CLASSES)
+    if not names:
+        raise ModelLoadError(f"{path}: auto_map names none of {', '.join(AUTO_CLASSES)}")
+    kwargs: dict = {
+        "config": config,
+        "trust_remote_code": remote,
+        "local_files_only": True,
+        "dtype": resolve_dtype(dtype, device),
+    }
+    model, errors = None, []
+    with load_errors(path, device):
+        for name in names:
+            try:
+                model = getattr(transformers, name).from_pretrained(path, **kwargs)
+                break
+            except ValueError as e:  # "Unrecognized configuration class ... for this kind of AutoModel"
+                errors.append(one_line(e))
+        if model is None:
+            raise ModelLoadError(f"cannot load {path} as a masked model: {errors[-1]}")
+        model = model.to(device)
+    shift = bool(getattr(config, "shift_logits", model_type.lower() in SHIFTED_MODEL_TYPES))
+    backend = MaskedBackend(
+        model, tok, mask_id=mask_id, end_id=end_id, shift_logits=shift, description=f"{path.name} (masked)"
+    )
+    _probe(backend, path)
+    return backend
+
+
+def _probe(backend: MaskedBackend, path: Path) -> None:
+    """One tiny forward at load time, so a wrong architecture fails here with one line, not per request."""
+    ids = torch.tensor([[backend.end_id, backend.mask_id]], device=backend.device)  # (1, 2)
+    try:
+        with torch.inference_mode():
+            logits = backend.model(input_ids=ids).logits
+    except Exception as e:
+        raise ModelLoadError(f"{path}: test forward failed: {one_line(e)}") from None
+    if logits is None or logits.ndim != 3 or logits.shape[-1] < len(backend.tok):
+        raise ModelLoadError(f"{path}: the model does not return per-token logits over its vocabulary")
