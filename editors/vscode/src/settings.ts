@@ -1,0 +1,123 @@
+// Pure mapping from the `dgLsp.*` configuration to what the server gets (no `vscode` import, so
+// `node --test` can load it).
+
+export const SECTION = 'dgLsp';
+
+/** Settings the server knows (dg_lsp/settings.py); they are declared in package.json. */
+export const SERVER_KEYS = [
+  'model',
+  'device',
+  'threads',
+  'policy',
+  'automaticBudgetMs',
+  'invokedBudgetMs',
+  'maxTokens',
+  'contextTokens',
+  'enabledLanguages',
+  'disabledLanguages',
+] as const;
+
+/** Settings only this extension reads; never forwarded (the server reports unknown keys). */
+export const CLIENT_KEYS = new Set(['serverCommand', 'pythonPath', 'trace']);
+
+/** The shape of `WorkspaceConfiguration.inspect(key)` that matters here. */
+export interface Inspected {
+  defaultValue?: unknown;
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/** The value the user set (most specific scope wins), or undefined when only the default applies. */
+export function explicitValue(inspected: Inspected | undefined): unknown {
+  if (!inspected) {
+    return undefined;
+  }
+  for (const v of [inspected.workspaceFolderValue, inspected.workspaceValue, inspected.globalValue]) {
+    if (v !== undefined) {
+      return v;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The `dgLsp` object for initializationOptions and workspace/didChangeConfiguration: only the keys
+ * the user set, so the server's own defaults stay authoritative (a push replaces the server's
+ * settings, and a key left out goes back to its default). `extraKeys` are other keys found in the
+ * section (settings newer than this extension); client-only keys are dropped.
+ */
+export function serverSettings(
+  inspect: (key: string) => Inspected | undefined,
+  extraKeys: Iterable<string> = [],
+): Record<string, unknown> {
+  const keys = new Set<string>(SERVER_KEYS);
+  for (const k of extraKeys) {
+    if (!CLIENT_KEYS.has(k)) {
+      keys.add(k);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of [...keys].sort()) {
+    const v = explicitValue(inspect(key));
+    if (v !== undefined) {
+      out[key] = v;
+    }
+  }
+  return out;
+}
+
+export interface ServerCommandInput {
+  serverCommand: unknown;
+  pythonPath: unknown;
+  home: string;
+  workspaceFolder?: string;
+}
+
+export interface ServerCommand {
+  command: string;
+  args: string[];
+}
+
+export const DEFAULT_COMMAND: ServerCommand = { command: 'dg-lsp', args: ['serve'] };
+
+function expand(s: string, input: ServerCommandInput): string {
+  let out = s;
+  if (out === '~' || out.startsWith('~/')) {
+    out = input.home + out.slice(1);
+  }
+  if (input.workspaceFolder !== undefined) {
+    out = out.split('${workspaceFolder}').join(input.workspaceFolder);
+  }
+  return out;
+}
+
+/**
+ * How to start the server: `dgLsp.serverCommand` when set, else `<dgLsp.pythonPath> -m dg_lsp serve`,
+ * else `dg-lsp serve` from PATH. Throws an Error naming the bad value.
+ */
+export function resolveServerCommand(input: ServerCommandInput): ServerCommand {
+  const cmd = input.serverCommand;
+  if (cmd !== undefined && cmd !== null && !(Array.isArray(cmd) && cmd.length === 0)) {
+    if (!Array.isArray(cmd) || !cmd.every((a) => typeof a === 'string') || cmd[0].trim() === '') {
+      throw new Error(
+        `dgLsp.serverCommand must be a list of strings starting with the program, got ${JSON.stringify(cmd)}`,
+      );
+    }
+    const [command, ...args] = (cmd as string[]).map((a) => expand(a, input));
+    return { command, args };
+  }
+  const py = input.pythonPath;
+  if (py !== undefined && py !== null && py !== '') {
+    if (typeof py !== 'string' || py.trim() === '') {
+      throw new Error(`dgLsp.pythonPath must be a path to a Python interpreter, got ${JSON.stringify(py)}`);
+    }
+    return { command: expand(py, input), args: ['-m', 'dg_lsp', 'serve'] };
+  }
+  return { command: DEFAULT_COMMAND.command, args: [...DEFAULT_COMMAND.args] };
+}
+
+/** Whether a configuration change needs a server restart rather than a settings push. */
+export function needsRestart(affects: (section: string) => boolean): boolean {
+  return affects(`${SECTION}.serverCommand`) || affects(`${SECTION}.pythonPath`);
+}
