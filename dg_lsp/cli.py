@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="default",
-                   help="model folder, 'default' (the shipped model) or 'tiny' (random weights)")
+                   help="'default' (the shipped model), 'tiny' (random weights), a model folder (embedded, "
+                        "DiffusionGemma or LLaDA/Dream-style) or http://HOST:PORT/v1 (vLLM/SGLang server)")
+    s.add_argument("--remote-model", default=None, metavar="NAME",
+                   help="model name on the --model http(s) server (default: its only model)")
+    s.add_argument("--trust-remote-code", action="store_true",
+                   help="let a masked model folder run its own modeling code (only folders you trust)")
     s.add_argument("--policy", default="adaptive",
                    help=f"one of: {', '.join(POLICIES)}; options as NAME:KEY=VALUE,... (threshold:tau=0.8)")
     s.add_argument("--max-tokens", type=int, default=64, help="upper bound on generated tokens")
@@ -113,9 +118,10 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _engine(args: argparse.Namespace):
-    from runtime.load import load_engine
+    from runtime.load import load_backend
 
-    return load_engine(args.model, device=args.device, threads=args.threads)
+    return load_backend(args.model, device=args.device, threads=args.threads,
+                        remote_model=args.remote_model, allow_remote_code=args.trust_remote_code)
 
 
 def _request(args: argparse.Namespace, prefix: str, suffix: str) -> InfillRequest:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 """Ids 0..3, as in transformers' own tiny DiffusionGemma test config (pad 0, bos 1, eos 2)."""
-CHARS = ["\n"] + [chr(c) for c in range(32, 127) if chr(c) not in "`~"]
+CHARS = ["\n"] + [chr(c) for c in range(32, 127) if chr(c) not in "^~"]
 """One token per character; 4 + 94 = 98 tokens, within the tiny vocabulary of 99."""
 
 
