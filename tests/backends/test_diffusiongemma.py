@@ -138,7 +138,9 @@ def test_cropped_cache_equals_a_fresh_encode(backend, edit):
 
 def test_single_line_stops_at_the_newline(backend):
     for seed in range(3):
-        r = backend.infill(InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_tokens=48, single_line=True, seed=seed))
+        r = backend.infill(
+            InfillRequest(prefix=PREFIX, suffix=SUFFIX, max_tokens=48, single_line=True, seed=seed)
+        )
         assert "\n" not in r.text
 
 

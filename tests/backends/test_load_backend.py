@@ -71,4 +71,7 @@ def test_cli_reports_refused_remote_code(tmp_path, capsys):
     assert main(["infill", f"{src}:1:5", "--model", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--trust-remote-code" in err
-    assert main(["infill", f"{src}:1:5", "--model", str(folder), "--trust-remote-code", "--max-tokens", "4"]) == 0
+    assert (
+        main(["infill", f"{src}:1:5", "--model", str(folder), "--trust-remote-code", "--max-tokens", "4"])
+        == 0
+    )
