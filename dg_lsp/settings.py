@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from runtime.policies import POLICIES
+from runtime.policies import make_policy
+from runtime.types import BadRequest
 
 SECTION = "dgLsp"
 
@@ -33,7 +34,8 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Torch intra-op threads; null picks half the cores (at least 1, at most 4)."""
     policy: str = "adaptive"
-    """Unmasking policy: sequential, llada, threshold, entropy or adaptive."""
+    """Unmasking policy: sequential, llada, threshold, entropy or adaptive; options as
+    NAME:KEY=VALUE,... (for example "threshold:tau=0.8")."""
     automatic_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=60_000)] = 150.0
     """Latency budget of an automatically triggered inline completion (one item)."""
     invoked_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=600_000)] = 1000.0
@@ -65,8 +67,11 @@ def _default(name: str) -> Any:
 
 def _check_choice(name: str, value: Any) -> str | None:
     """Constraints msgspec types cannot say: returns a problem or None."""
-    if name == "policy" and value not in POLICIES:
-        return f"{name}: unknown policy {value!r} (choose from {', '.join(POLICIES)})"
+    if name == "policy":
+        try:
+            make_policy(value, 32)
+        except BadRequest as e:
+            return f"{name}: {e}"
     if name == "device" and not _DEVICE.match(value):
         return f"{name}: {value!r} is not a device (cpu, cuda, cuda:N, mps)"
     if name == "model" and not value.strip():

@@ -19,7 +19,10 @@ from runtime.model import KV, InfillTransformer
 from runtime.policies import make_policy
 from runtime.sampler import CanvasSpec, denoise
 from runtime.tokenizer import Tokenizer
-from runtime.types import BadRequest, InfillRequest, InfillResult, InfillStats
+from runtime.types import BadRequest, Cancelled, InfillRequest, InfillResult, InfillStats
+
+ENCODE_CHUNK = 256
+"""Context tokens encoded per forward; the cancel flag is checked between chunks."""
 
 
 class EmbeddedEngine:
@@ -73,7 +76,7 @@ class EmbeddedEngine:
         started = time.perf_counter()
         ctx = build_context(self.tok, req.prefix, req.suffix, req.context_tokens)
         ids = list(ctx.ids)
-        kv, cached = self._encode(ids)
+        kv, cached = self._encode(ids, should_cancel)
         generator = torch.Generator().manual_seed(req.seed)
         sample_gen = generator if req.temperature > 0 else None
         out: list[int] = []
@@ -95,6 +98,7 @@ class EmbeddedEngine:
                 banned_ids=self._banned,
                 first_slot_ids=heal_ids if not out and canvases == 0 else None,
                 initial=initial,
+                stop_ids=self.tok.newline_ids if req.single_line and initial is None else frozenset(),
             )
 
             def forward(canvas: torch.Tensor, kv: KV = kv) -> torch.Tensor:
@@ -164,12 +168,19 @@ class EmbeddedEngine:
         out[-1] = out[-1] + (self.tok.mask_id,) * slack
         return out
 
-    def _encode(self, ids: list[int]) -> tuple[KV, int]:
-        """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens)."""
+    def _encode(self, ids: list[int], should_cancel: Callable[[], bool] | None) -> tuple[KV, int]:
+        """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens).
+
+        A long uncached context is encoded in chunks with a cancel check between them."""
         n, past = self.cache.lookup(ids)
         if n == len(ids) and past is not None:  # identical context
             return past, n
-        tail = torch.tensor([ids[n:]], device=self.device)  # (1, T)
-        kv = self.model.encode(tail, past if n > 0 else None)
+        kv = past if n > 0 else None
+        for start in range(n, len(ids), ENCODE_CHUNK):
+            if start > n and should_cancel is not None and should_cancel():
+                raise Cancelled("cancelled while encoding the context")
+            chunk = torch.tensor([ids[start : start + ENCODE_CHUNK]], device=self.device)  # (1, T)
+            kv = self.model.encode(chunk, kv)
+        assert kv is not None
         self.cache.store(ids, kv)
         return kv, n

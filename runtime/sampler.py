@@ -3,7 +3,8 @@
     forward -> constrain -> beliefs -> policy.decide -> commit / remask / pad closure
 
 A slot that commits to pad ends the infill: every slot after it becomes pad
-(the model was trained with the middle followed by pads only).
+(the model was trained with the middle followed by pads only).  For a single
+line, a committed token holding a newline ends it the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class CanvasSpec:
     """If set, slot 0 may only hold one of these (boundary healing)."""
     initial: tuple[int, ...] | None = None
     """Starting canvas (rewrite mode): mask ids mark open slots, others start committed."""
+    stop_ids: frozenset[int] = frozenset()
+    """Committing one of these (e.g. tokens with a newline, for a single line) ends the
+    canvas after it: later slots become pad."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def denoise(
         masked &= ~commit
         committed_at[commit] = step
         if spec.initial is None:  # a draft's canvas keeps its length; pads inside it are just dropped
-            _close_after_pad(tokens, masked, spec.pad_id)
+            _close_after_end(tokens, masked, spec)
         previous = proposal
         step += 1
         if on_step is not None:
@@ -137,11 +141,16 @@ def denoise(
     return CanvasOutcome(tokens.tolist(), forwards, remasked, deadline_hit)
 
 
-def _close_after_pad(tokens: Tensor, masked: Tensor, pad_id: int) -> None:
-    is_pad = (tokens == pad_id) & ~masked
-    if is_pad.any():
-        first = int(is_pad.nonzero()[0])
-        tokens[first:] = pad_id
+def _close_after_end(tokens: Tensor, masked: Tensor, spec: CanvasSpec) -> None:
+    """A committed pad ends the text there; a committed stop token ends it just after."""
+    ends = (tokens == spec.pad_id) & ~masked
+    first = int(ends.nonzero()[0]) if ends.any() else len(tokens)
+    if spec.stop_ids:
+        stops = ~masked & torch.isin(tokens, torch.tensor(sorted(spec.stop_ids)))
+        if stops.any():
+            first = min(first, int(stops.nonzero()[0]) + 1)
+    if first < len(tokens):
+        tokens[first:] = spec.pad_id
         masked[first:] = False
 
 

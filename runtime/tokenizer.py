@@ -72,6 +72,11 @@ class Tokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         return self._bytes[token_id]
 
+    @functools.cached_property
+    def newline_ids(self) -> frozenset[int]:
+        """Ids of tokens that contain a line break (single-line completions stop there)."""
+        return frozenset(i for i, b in enumerate(self._bytes) if b"\n" in b)
+
     @functools.lru_cache(maxsize=256)  # noqa: B019 - tokenizers live as long as the process
     def ids_starting_with(self, head: bytes) -> tuple[int, ...]:
         """Ids of normal tokens whose bytes begin with `head` (for boundary healing)."""

@@ -46,3 +46,10 @@ def test_every_setting_is_documented():
     for name, _default, doc in documented_fields():
         assert doc, name
         assert f"`{name}`" in docs, name
+
+
+def test_policy_with_options_is_accepted_and_bad_options_rejected():
+    s, problems = parse_settings({"policy": "threshold:tau=0.8"})
+    assert s.policy == "threshold:tau=0.8" and problems == []
+    s, problems = parse_settings({"policy": "entropy:tau=0.8"})
+    assert s.policy == "adaptive" and len(problems) == 1 and "entropy" in problems[0]

@@ -101,3 +101,16 @@ def test_concurrent_callers_are_serialised(tiny_engine):
     for t in threads:
         t.join()
     assert not errors and len(results) == 4
+
+
+def test_long_uncached_context_encode_is_cancellable(tiny_engine):
+    tiny_engine.cache.clear()
+    checks = {"n": 0}
+
+    def cancel():
+        checks["n"] += 1
+        return True
+
+    with pytest.raises(Cancelled, match="encoding"):
+        tiny_engine.infill(InfillRequest("x = 1\n" * 400, "", context_tokens=2048), cancel)
+    assert checks["n"] == 1  # stopped at the first chunk boundary

@@ -97,3 +97,16 @@ def test_model_args_roundtrip_and_validation():
         assert "dimm" in str(e)
     else:
         raise AssertionError("unknown key accepted")
+
+
+def test_chunked_encode_equals_one_pass():
+    model = _model()
+    ids = torch.randint(5, 261, (1, 70), generator=torch.Generator().manual_seed(3))
+    canvas = torch.arange(5, 21)[None]
+    with torch.inference_mode():
+        kv = None
+        for start in range(0, 70, 32):
+            kv = model.encode(ids[:, start : start + 32], kv)
+        a = model.denoise(canvas, kv)
+        b = model.denoise(canvas, model.encode(ids, None))
+    assert torch.allclose(a, b, atol=1e-5, rtol=0)

@@ -149,3 +149,17 @@ def test_policy_options_from_the_name():
         make_policy("threshold:tau", 8)
     with pytest.raises(BadRequest, match="bad options for policy 'entropy'"):
         make_policy("entropy:tau=0.3", 8)
+
+
+def test_stop_token_ends_a_single_line():
+    target = [5, 6, 9, 7, 8, 10, 11, 5]  # 9 stands for a token holding a newline
+
+    def left_to_right(canvas):  # more confident on the left, so sequential goes left to right
+        logits = torch.zeros(8, V)
+        for i, t in enumerate(target):
+            logits[i, t] = 8.0 - 0.5 * i
+        return logits
+
+    out = denoise(left_to_right, spec(stop_ids=frozenset({9})), make_policy("sequential", 8))
+    assert out.tokens == [5, 6, 9, PAD, PAD, PAD, PAD, PAD]
+    assert out.forwards == 3
