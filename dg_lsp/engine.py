@@ -67,7 +67,7 @@ class ServiceStats:
     typing_lookups: int = 0
     typing_hits: int = 0
 
-    def as_dict(self, engine_cache: object | None = None, pending: int = 0) -> dict[str, float | int | str]:
+    def as_dict(self, cache_stats: object | None = None, pending: int = 0) -> dict[str, float | int | str]:
         lat = list(self.latencies_ms)
         out: dict[str, float | int | str] = {
             "requests": self.completed + self.cancelled + self.errors,
@@ -87,8 +87,8 @@ class ServiceStats:
             "typingLookups": self.typing_lookups,
             "typingHits": self.typing_hits,
         }
-        if engine_cache is not None:
-            s = engine_cache.stats()  # type: ignore[attr-defined]
+        if cache_stats is not None:  # runtime.cache.CacheStats from the backend's cache_stats()
+            s = cache_stats
             out.update(
                 contextCacheLookups=s.lookups,
                 contextCacheHits=s.hits,

@@ -104,11 +104,15 @@ class DgServer(LanguageServer):
         generation, key = self._generation, self._model_key()
         model, device, threads = key
         self.set_status("loading", f"loading model {model!r} on {device}")
-        from runtime.load import load_engine  # torch import stays off the initialize path
+        from runtime.load import load_backend  # torch import stays off the initialize path
 
         async with self.progress(f"dg-lsp: loading model {model}", 1):
             try:
-                load = functools.partial(load_engine, model, device=device, threads=threads)
+                load = functools.partial(
+                    load_backend, model, device=device, threads=threads,
+                    remote_model=getattr(self.settings, "remote_model", None),
+                    allow_remote_code=getattr(self.settings, "trust_remote_code", False),
+                )
                 engine, error = await self._loop.run_in_executor(None, load), None
             except ModelLoadError as e:
                 engine, error = None, str(e)
@@ -314,7 +318,8 @@ class DgServer(LanguageServer):
             "accepted": self.accepted,
             "rssMb": round(_rss_bytes() / 2**20, 1),
         }
-        out.update(self.service.stats.as_dict(getattr(engine, "cache", None), self.service.pending))
+        cache_stats = engine.cache_stats() if engine is not None else None
+        out.update(self.service.stats.as_dict(cache_stats, self.service.pending))
         return out
 
 
