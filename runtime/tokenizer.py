@@ -26,6 +26,8 @@ class Tokenizer:
 
     def __init__(self, hf: HFTokenizer) -> None:
         self.hf = hf
+        # special tokens are placed by id only; "<|mask|>" typed in a document is plain text
+        hf.encode_special_tokens = True
         missing = [t for t in SPECIAL_TOKENS if hf.token_to_id(t) is None]
         if missing:
             raise ValueError(f"tokenizer lacks special tokens {missing}")
