@@ -316,8 +316,13 @@ def read_shards(corpus: Path, split: str) -> list[SourceFile]:
     return docs
 
 
-def build(out: Path, stdlib_root: Path | None = None, sites: Iterable[Path] | None = None) -> dict:
-    train, held, rows = collect(stdlib_root, sites)
+def build(
+    out: Path,
+    stdlib_root: Path | None = None,
+    sites: Iterable[Path] | None = None,
+    heldout: Iterable[str] = HELDOUT_PACKAGES,
+) -> dict:
+    train, held, rows = collect(stdlib_root, sites, heldout)
     write_shards(train, out, "train")
     write_shards(held, out, "heldout")
     with (out / "manifest.jsonl").open("w") as f:

@@ -26,6 +26,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class TrainConfig:
     max_minutes: float | None = None
     """If set, the run stops after this much training time (summed over resumes) and the
     cosine schedule follows time instead of steps."""
+    schedule_minutes: float | None = None
+    """Cosine horizon in training minutes (default: max_minutes); lets several short runs
+    (resumed) share one schedule."""
     ctx_weight: float = 0.5
     ctx_fraction: float = 0.25
     unmasked_weight: float = 0.2
@@ -71,6 +75,10 @@ class TrainConfig:
     bf16: bool = True
     compile: bool = False
     threads: int | None = 1
+    workers: int = 0
+    """Data-loader processes (GPU runs: the main process alone cannot feed a GPU).  With
+    workers, a resumed run reseeds them from the step, so its data differs from an
+    uninterrupted run's; with 0 it is bit-identical."""
     seed: int = 0
     log_every: int = 10
     save_minutes: float = 5.0
@@ -128,6 +136,7 @@ class Trainer:
         texts = [d.text for d in read_shards(Path(cfg.corpus), "train")]
         self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed)
         self.state = State()
+        self._batches: Iterator[Batch] | None = None
         self.ckpt = self.run_dir / "ckpt.pt"
         if self.ckpt.exists():
             self.load(self.ckpt)
@@ -183,7 +192,8 @@ class Trainer:
     # ------------------------------------------------------------ schedule
     def progress(self) -> float:
         if self.cfg.max_minutes:
-            return min(1.0, self.state.train_s / (self.cfg.max_minutes * 60))
+            horizon = self.cfg.schedule_minutes or self.cfg.max_minutes
+            return min(1.0, self.state.train_s / (horizon * 60))
         return min(1.0, self.state.step / max(1, self.cfg.max_steps))
 
     def lr(self) -> float:
@@ -220,7 +230,7 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         self.model.train()
-        batch = self.stream.batch(self.cfg.batch_size)
+        batch = self.next_batch()
         for g in self.opt.param_groups:
             g["lr"] = self.lr()
         out = self.losses(batch)
@@ -232,6 +242,21 @@ class Trainer:
         self.state.tokens += batch.tokens
         self.state.canvas_slots += int(batch.masked.sum())
         return {k: float(v.detach()) for k, v in out.items()}
+
+    def next_batch(self) -> Batch:
+        if not self.cfg.workers:
+            return self.stream.batch(self.cfg.batch_size)
+        if self._batches is None:
+            data = BatchStream(self.stream, self.cfg.batch_size, f"{self.cfg.seed}:{self.state.step}")
+            loader = torch.utils.data.DataLoader(
+                data,
+                batch_size=None,
+                num_workers=self.cfg.workers,
+                prefetch_factor=4,
+                persistent_workers=True,
+            )
+            self._batches = iter(loader)
+        return next(self._batches)
 
     def run(self) -> State:
         c = self.cfg
@@ -316,6 +341,19 @@ class Trainer:
         print(line, file=sys.stderr, flush=True)
         self.log_file.write(line + "\n")
         self.log_file.flush()
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless batches; each data-loader worker draws from its own seeded stream."""
+
+    def __init__(self, stream: SampleStream, batch_size: int, seed: str) -> None:
+        self.stream, self.batch_size, self.seed = stream, batch_size, seed
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        self.stream.rng.seed(f"{self.seed}:{info.id if info else 0}")
+        while True:
+            yield self.stream.batch(self.batch_size)
 
 
 def _mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,125 @@
+"""`python -m runtime.eval [options]`: HumanEval-infilling pass@1 and held-out exact match -> a table.
+
+`main(argv)` is the entry the CLI wires as `dg-lsp eval ...`.  The table is printed
+and written (Markdown) to `--out` (docs/eval.md by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from runtime.eval import heldout, humaneval
+from runtime.load import load_engine, resolve
+from runtime.model import count_params
+
+
+def trained_record(spec: str) -> dict:
+    where = resolve(spec)
+    if isinstance(where, str):
+        return {}
+    try:
+        return json.loads((Path(where) / "config.json").read_text()).get("trained", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m runtime.eval", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="default", help="'default', a preset name or a model folder")
+    p.add_argument("--benchmarks", default="single-line,random-span-light")
+    p.add_argument("--settings", default="unknown,oracle")
+    p.add_argument("--limit", type=int, default=None, help="first N HumanEval tasks per benchmark")
+    p.add_argument("--heldout-n", type=int, default=200, help="held-out tasks per kind (0: skip)")
+    p.add_argument("--context-tokens", type=int, default=None, help="default: the model's training budget")
+    p.add_argument("--policy", default="adaptive")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
+    p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
+    a = p.parse_args(argv)
+
+    engine = load_engine(a.model, threads=a.threads)
+    trained = trained_record(a.model)
+    ctx = a.context_tokens or int(trained.get("context_tokens", 1024))
+    rows: list[tuple[str, str, int, float, str]] = []  # benchmark, setting, n, score, note
+
+    def add(bench: str, setting: str, n: int, score: float, note: str = "") -> None:
+        rows.append((bench, setting, n, score, note))
+        print(f"{bench:34} {setting:18} {n:5d} {100 * score:6.1f}%  {note}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    for bench in a.benchmarks.split(","):
+        problems = humaneval.load_problems(bench)[: a.limit]
+        for setting in a.settings.split(","):
+            t0 = time.perf_counter()
+            ms: list[float] = []
+
+            def completer(
+                pr: humaneval.Problem, setting: str = setting, bench: str = bench, ms: list[float] = ms
+            ) -> str:
+                res = engine.infill(humaneval.request(engine, pr, bench, setting, ctx))
+                ms.append(res.stats.ms)
+                return humaneval.finish(res.text, bench)
+
+            r = humaneval.evaluate(completer, problems)
+            ms.sort()
+            add(f"HumanEval {bench} pass@1", setting, r["n"], r["pass@1"],
+                f"p50 {ms[len(ms) // 2]:.0f} ms/infill, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+        if not a.no_baseline:
+            r = humaneval.evaluate(lambda pr, b=bench: humaneval.finish("", b), problems)
+            add(f"HumanEval {bench} pass@1", "empty middle (ref)", r["n"], r["pass@1"])
+    if a.heldout_n:
+        tasks = list(heldout.iter_tasks(a.heldout_n))
+        res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy)
+        for kind in (*heldout.KINDS, "all_single_line"):
+            if kind in res:
+                add(f"held-out exact match: {kind}", "unknown", int(res[kind]["n"]), res[kind]["exact_match"],
+                    f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
+    total = time.perf_counter() - started
+    table = render(a, engine.description, count_params(engine.model), trained, ctx, rows, total)
+    print(table)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(table)
+    return 0
+
+
+def render(a, name: str, params: int, trained: dict, ctx: int, rows, total: float) -> str:
+    lines = [
+        "# Evaluation",
+        "",
+        f"Model `{name}` ({params / 1e6:.2f}M parameters"
+        + (f", {trained['tokens'] / 1e6:.1f}M training tokens, {trained['steps']} steps" if trained else "")
+        + f"); policy `{a.policy}`, greedy, context budget {ctx} tokens, torch threads "
+        f"{torch.get_num_threads()} on {cpu_name()} ({time.strftime('%Y-%m-%d')}, {total / 60:.0f} min).",
+        "",
+        f"Reproduce: `python -m runtime.eval --model {a.model} --heldout-n {a.heldout_n}"
+        + (f" --limit {a.limit}" if a.limit else "")
+        + "`. HumanEval: one greedy completion per task, run in a subprocess with a "
+        f"{humaneval.TIMEOUT_S:.0f} s timeout; `unknown` = default canvas, `oracle` = canvas as long as the "
+        "canonical middle's tokens. Held-out: packages never trained on (see docs/training.md).",
+        "",
+        "| benchmark | setting | n | score | notes |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    lines += [f"| {b} | {s} | {n} | {100 * v:.1f}% | {note} |" for b, s, n, v, note in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One GPU training run that fits a 10-minute command: build the corpus from this machine's
+# Python if it is missing, reuse the shipped tokenizer (so the vocabulary stays the same),
+# train or resume from $RUN/ckpt.pt for $MINUTES of training time, and write the model folder
+# ($OUT: config.json, tokenizer.json, safetensors shards of at most 16 MiB).
+#
+#   bash runtime/train/gpu_run.sh                         # on the GPU machine: 8 more minutes
+#   DEVICE=cpu PRESET=tiny MINUTES=0.3 BATCH=8 WORKERS=0 COMPILE=--no-compile \
+#     bash runtime/train/gpu_run.sh                       # CPU dry run of the same script
+#
+# Run it again to continue: the checkpoint carries model, optimizer, step and time used, and
+# the cosine schedule spans TOTAL_MINUTES of training time over all runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python}
+RUN=${RUN:-runs/gpu}
+OUT=${OUT:-$RUN/model}
+DEVICE=${DEVICE:-cuda}
+PRESET=${PRESET:-small}
+MINUTES=${MINUTES:-8}
+TOTAL_MINUTES=${TOTAL_MINUTES:-$MINUTES}
+BATCH=${BATCH:-128}
+WORKERS=${WORKERS:-12}
+COMPILE=${COMPILE:---compile}
+CORPUS=${CORPUS:-data/corpus}
+TOKENIZER=${TOKENIZER:-models/dg-code-small/tokenizer.json}
+
+if [ ! -f "$CORPUS/summary.json" ]; then
+  $PY -m runtime.train corpus --out "$CORPUS"
+fi
+if [ ! -f "$TOKENIZER" ]; then
+  TOKENIZER=data/tokenizer.json
+  [ -f "$TOKENIZER" ] || $PY -m runtime.train tokenizer --corpus "$CORPUS" --out "$TOKENIZER"
+fi
+# stop training before the command's 10 minutes are up, whatever happened before
+used=$($PY - "$RUN/ckpt.pt" <<'PY'
+import sys, torch
+try:
+    print(torch.load(sys.argv[1], map_location="cpu", weights_only=False)["state"]["train_s"] / 60)
+except FileNotFoundError:
+    print(0)
+PY
+)
+budget=$($PY -c "print(min(float('$TOTAL_MINUTES'), float('$used') + float('$MINUTES')))")
+echo "gpu_run: $used min trained so far, training until $budget min (schedule over $TOTAL_MINUTES)" >&2
+# shellcheck disable=SC2086  # COMPILE and EXTRA are lists of flags
+$PY -m runtime.train train \
+  --device "$DEVICE" --preset "$PRESET" --run-dir "$RUN" --out "$OUT" \
+  --corpus "$CORPUS" --tokenizer "$TOKENIZER" \
+  --max-minutes "$budget" --schedule-minutes "$TOTAL_MINUTES" \
+  --batch-size "$BATCH" --workers "$WORKERS" --threads 4 $COMPILE \
+  --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 \
+  --context-tokens 256 384 512 768 1024 \
+  --save-minutes 2 --eval-minutes 4 --eval-tasks 40 --log-every 50 ${EXTRA:-}
+ls -l "$OUT"

@@ -1,0 +1,58 @@
+"""Held-out tasks: deterministic, character-exact cuts of held-out files, scored by exact match."""
+
+import pytest
+
+from runtime.eval.heldout import KINDS, evaluate, is_exact, iter_tasks, request_for
+from runtime.train.corpus import SourceFile
+
+TEXT = "".join(
+    f"def parse_{i}(data):\n    value = data.get('item_{i}')\n    if value:\n        return value * {i}\n"
+    "    return None\n\n"
+    for i in range(30)
+)
+DOCS = [SourceFile("stdlib:json", "PSF-2.0", "json/fake.py", TEXT)]
+
+
+def test_tasks_cut_documents_exactly_and_are_deterministic():
+    tasks = list(iter_tasks(20, docs=DOCS, seed=1))
+    assert tasks == list(iter_tasks(20, docs=DOCS, seed=1))
+    assert tasks != list(iter_tasks(20, docs=DOCS, seed=2))
+    assert [t.kind for t in tasks] == [k for k in KINDS for _ in range(20)]
+    for t in tasks:
+        assert t.prefix + t.middle + t.suffix == TEXT
+        assert t.source.startswith("stdlib:json:json/fake.py:")
+        if t.kind == "block":
+            assert t.middle.count("\n") >= 2 and (t.prefix == "" or t.prefix.endswith("\n"))
+        else:
+            assert "\n" not in t.middle and len(t.middle.strip()) >= 2 and t.suffix.startswith("\n")
+        if t.kind == "line_rest":
+            assert t.prefix.endswith("    ") or t.prefix.endswith("\n")
+            assert not t.middle[0].isspace()
+
+
+def test_mid_line_cursor_is_inside_the_code():
+    for t in iter_tasks(50, kinds=("mid_line",), docs=DOCS):
+        line_start = t.prefix.rsplit("\n", 1)[-1]
+        assert line_start.strip(), "the cursor is after some code on its line"
+
+
+def test_request_shape():
+    t = next(iter_tasks(1, kinds=("line_rest",), docs=DOCS))
+    r = request_for(t, 256)
+    assert r.single_line and r.context_tokens == 256 and r.prefix == t.prefix
+    b = next(iter_tasks(1, kinds=("block",), docs=DOCS))
+    assert not request_for(b, 256).single_line
+
+
+def test_exact_match_scoring(tiny_engine):
+    assert is_exact("return x  ", "return x") and not is_exact("return y", "return x")
+    tasks = list(iter_tasks(3, docs=DOCS))
+    res = evaluate(tiny_engine, tasks, context_tokens=128)
+    assert set(res) == {*KINDS, "all_single_line"}
+    assert res["all_single_line"]["n"] == 6
+    assert all(0.0 <= r["exact_match"] <= 1.0 for r in res.values())
+
+
+def test_rejects_unknown_kinds():
+    with pytest.raises(ValueError, match="unknown held-out task kind"):
+        list(iter_tasks(1, kinds=("paragraph",), docs=DOCS))

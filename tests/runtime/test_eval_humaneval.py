@@ -1,0 +1,81 @@
+"""HumanEval-infilling harness: programs run in a subprocess with a timeout; scoring is pass/fail."""
+
+import os
+import time
+
+import pytest
+
+from runtime.canvas import build_context, canvas_target
+from runtime.eval import humaneval
+from runtime.eval.humaneval import Problem, evaluate, finish, load_problems, program, request, run_program
+
+pytestmark = pytest.mark.skipif(
+    not (humaneval.data_dir() / humaneval.BENCHMARKS["single-line"]).exists(),
+    reason="HumanEval-infilling data not found (set DG_LSP_HUMANEVAL)",
+)
+
+
+@pytest.fixture(scope="module")
+def single():
+    return load_problems("single-line")
+
+
+def test_data_loads(single):
+    assert len(single) == 1033
+    assert len(load_problems("random-span-light")) == 164
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        load_problems("nosuch")
+
+
+def test_canonical_middle_passes_and_a_wrong_one_fails(single):
+    p = single[0]
+    assert run_program(program(p, p.canonical_solution))
+    indent = p.canonical_solution[: len(p.canonical_solution) - len(p.canonical_solution.lstrip())]
+    assert not run_program(program(p, indent + "raise ValueError('wrong')\n"))
+    assert not run_program(program(p, indent + "return (\n"))  # a syntax error fails too
+
+
+def test_timeout_kills_the_program_and_its_children():
+    t0 = time.perf_counter()
+    src = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "while True: pass\n"
+    )
+    assert not run_program(src, timeout=1.0)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_programs_never_run_in_this_process(tmp_path):
+    marker = tmp_path / "ran"
+    src = f"import os\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+    assert run_program(src)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()
+    assert run_program("import os\nassert os.getcwd() != " + repr(os.getcwd()) + "\n")
+
+
+def test_pass_at_1_is_the_mean_over_tasks(single):
+    probs = single[:6]
+    right = evaluate(lambda p: p.canonical_solution, probs)
+    assert right == {"n": 6, "pass@1": 1.0}
+    half = evaluate(lambda p: p.canonical_solution if probs.index(p) % 2 else "    return None\n", probs)
+    assert half["pass@1"] <= 0.5 + 1e-9
+
+
+def test_line_benchmarks_get_whole_lines():
+    assert finish("    return x\n    more", "single-line") == "    return x\n"
+    assert finish("    return x", "single-line") == "    return x\n"
+    assert finish("a\nb", "multi-line") == "a\nb\n"
+    assert finish("x + 1", "random-span-light") == "x + 1"
+
+
+def test_oracle_setting_sizes_the_canvas_to_the_canonical_middle(tiny_engine, single):
+    p: Problem = single[3]
+    req = request(tiny_engine, p, "single-line", "oracle", 1024)
+    ctx = build_context(tiny_engine.tok, p.prompt, p.suffix, 1024)
+    n = len(canvas_target(tiny_engine.tok, ctx.heal, p.canonical_solution))
+    assert req.canvas_tokens == req.max_tokens == n and req.single_line
+    unknown = request(tiny_engine, p, "single-line", "unknown", 1024)
+    assert unknown.canvas_tokens is None
+    out = humaneval.evaluate_engine(tiny_engine, "random-span-light", "oracle", limit=2)
+    assert out["n"] == 2 and 0.0 <= out["pass@1"] <= 1.0

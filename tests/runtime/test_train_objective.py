@@ -1,0 +1,166 @@
+"""Objective: character-level splits, server-identical context/canvas layout, batch masking."""
+
+import random
+
+import pytest
+import torch
+
+from runtime.canvas import build_context, canvas_target
+from runtime.train.objective import (
+    KINDS,
+    ObjectiveConfig,
+    SampleStream,
+    Split,
+    clip_window,
+    collate,
+    make_sample,
+    split_document,
+)
+from runtime.train.tokenizer_train import train_tokenizer
+
+
+def module(n: int) -> str:
+    return "".join(
+        f"def handler_{i}(request, value={i}):\n    result = request.get('key_{i}', value)\n"
+        f"    if result is None:\n        return []\n    return [result] * {i % 7}\n\n"
+        for i in range(n)
+    )
+
+
+DOC = module(120)  # ~16k characters: longer than any context window below
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer([module(30), "Plain prose in a README.\n"] * 5, vocab_size=500)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_splits_are_character_level_and_concatenate(kind):
+    rng = random.Random(kind)
+    for _ in range(300):
+        s = split_document(DOC, kind, rng)
+        assert s.prefix + s.middle + s.suffix == DOC
+        if kind == "rest_of_line":
+            assert "\n" not in s.middle and (s.suffix == "" or s.suffix.startswith("\n"))
+        if kind in ("line", "lines"):
+            assert s.prefix == "" or s.prefix.endswith("\n")
+            assert s.middle.endswith("\n") or not s.suffix
+        if kind == "line":
+            assert s.middle.count("\n") <= 1
+        if kind == "lines":
+            assert s.middle.count("\n") >= 2 or not s.suffix
+
+
+def test_rest_of_line_cursor_lands_mid_word_and_after_indentation():
+    rng = random.Random(0)
+    splits = [split_document(DOC, "rest_of_line", rng) for _ in range(400)]
+    mid_word = [s for s in splits if s.prefix[-1:].isalnum() and s.middle[:1].isalnum()]
+    after_indent = [s for s in splits if s.prefix.endswith("    ") and s.middle[:1].isalpha()]
+    assert len(mid_word) > 20 and len(after_indent) > 20
+
+
+@pytest.mark.parametrize("budget", [64, 128, 320])
+def test_clip_window_changes_nothing_build_context_sees(tok, budget):
+    rng = random.Random(budget)
+    for _ in range(60):
+        s = split_document(DOC, rng.choice(KINDS), rng)
+        prefix, suffix = clip_window(s.prefix, s.suffix, budget)
+        assert len(prefix) <= len(s.prefix)
+        full = build_context(tok, s.prefix, s.suffix, budget)
+        cut = build_context(tok, prefix, suffix, budget)
+        assert (cut.ids, cut.heal) == (full.ids, full.heal)
+
+
+def test_sample_layout_is_exactly_the_servers(tok):
+    rng = random.Random(1)
+    for _ in range(100):
+        s = split_document(DOC, rng.choice(KINDS), rng)
+        sample = make_sample(tok, s, 128, 16, random.Random(0), max_blocks=0)
+        ctx = build_context(tok, s.prefix, s.suffix, 128)
+        target = canvas_target(tok, ctx.heal, s.middle)
+        assert sample.context == ctx.ids
+        assert len(sample.canvas) == 16
+        body = target[:16]
+        assert sample.canvas == body + [tok.pad_id] * (16 - len(body))
+
+
+def test_block_continuation_appends_earlier_canvases_to_the_context(tok):
+    split = Split(DOC[:3000], DOC[3000:3400], DOC[3400:], "span")
+    ctx = build_context(tok, split.prefix, split.suffix, 128)
+    target = canvas_target(tok, ctx.heal, split.middle)
+    assert len(target) > 3 * 16
+    blocks = set()
+    for seed in range(40):
+        s = make_sample(tok, split, 128, 16, random.Random(seed), max_blocks=3)
+        j = s.block
+        blocks.add(j)
+        assert s.context == ctx.ids + target[: j * 16]
+        assert s.canvas == target[j * 16 : (j + 1) * 16]  # full canvas: no pad, the engine goes on
+    assert blocks == {0, 1, 2, 3}
+
+
+def test_middle_ending_on_a_canvas_boundary_trains_an_all_pad_canvas(tok):
+    prefix = "x = 1\n"
+    ctx = build_context(tok, prefix, "", 64)
+    middle = "y"
+    while len(canvas_target(tok, ctx.heal, middle)) < 8:
+        middle += " y"
+    assert len(canvas_target(tok, ctx.heal, middle)) == 8
+    seen = {
+        make_sample(tok, Split(prefix, middle, "", "span"), 64, 8, random.Random(s)).block for s in range(20)
+    }
+    assert seen == {0, 1}
+    s = next(
+        make_sample(tok, Split(prefix, middle, "", "span"), 64, 8, random.Random(k))
+        for k in range(20)
+        if make_sample(tok, Split(prefix, middle, "", "span"), 64, 8, random.Random(k)).block == 1
+    )
+    assert s.canvas == [tok.pad_id] * 8
+
+
+def test_collate_left_pads_masks_and_sets_targets(tok):
+    rng = random.Random(3)
+    samples = [make_sample(tok, split_document(DOC, k, rng), 96, 16, rng) for k in KINDS]
+    b = collate(tok, samples, random.Random(0), corrupt=0.0, ctx_fraction=1.0)
+    n, seq = b.ids.shape
+    assert n == len(samples) and seq == b.ctx_len + 16
+    for i, s in enumerate(samples):
+        start = b.ctx_len - len(s.context)
+        assert b.ids[i, start : b.ctx_len].tolist() == s.context
+        assert not b.key_valid[i, :start].any() and b.key_valid[i, start:].all()
+        assert b.targets[i, b.ctx_len :].tolist() == s.canvas
+        # context rows predict the next context token
+        rows = b.context[i].nonzero().flatten().tolist()
+        assert rows == list(range(start, b.ctx_len - 1))
+        assert b.targets[i, rows].tolist() == s.context[1:]
+    canvas = b.ids[:, b.ctx_len :]
+    assert torch.equal(canvas == tok.mask_id, b.masked[:, b.ctx_len :])
+    assert (b.masked.sum(1) >= 1).all()
+    assert torch.equal(b.unmasked[:, b.ctx_len :], ~b.masked[:, b.ctx_len :])
+    visible = ~b.masked[:, b.ctx_len :]
+    assert torch.equal(canvas[visible], b.targets[:, b.ctx_len :][visible])  # no corruption asked
+
+
+def test_mask_rate_varies_and_corruption_hits_only_visible_tokens(tok):
+    rng = random.Random(4)
+    samples = [make_sample(tok, split_document(DOC, "lines", rng), 96, 32, rng) for _ in range(64)]
+    b = collate(tok, samples, random.Random(0), corrupt=0.3, ctx_fraction=0.25)
+    rates = b.masked.sum(1).float() / 32
+    assert rates.min() < 0.2 and rates.max() > 0.8  # t ~ U(0, 1) per sample
+    canvas, target = b.ids[:, b.ctx_len :], b.targets[:, b.ctx_len :]
+    changed = (canvas != target) & ~b.masked[:, b.ctx_len :]
+    assert changed.any()
+    assert not (changed & (target == tok.pad_id)).any()  # pads are never corrupted
+    assert not set(canvas[changed].tolist()) & (tok.special_ids - {tok.mask_id})
+    full = collate(tok, samples, random.Random(0), ctx_fraction=1.0).context.sum()
+    assert 0.15 * full < b.context.sum() < 0.35 * full
+
+
+def test_stream_is_deterministic_per_seed(tok):
+    cfg = ObjectiveConfig(context_tokens=(64, 96), canvas_lens=(8, 16))
+    a = SampleStream(tok, [DOC, "short doc\n"], cfg, seed=7).batch(4)
+    b = SampleStream(tok, [DOC, "short doc\n"], cfg, seed=7).batch(4)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.masked, b.masked)
+    with pytest.raises(ValueError, match="unknown sample kinds"):
+        ObjectiveConfig(kinds={"paragraph": 1.0})
