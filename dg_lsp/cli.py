@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from runtime.policies import POLICIES, make_policy
-from runtime.types import BadRequest, InfillRequest, ModelLoadError
+from runtime.types import InfillRequest, RuntimeError_
 
 EXIT_USAGE = 2
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (UserError, ModelLoadError, BadRequest) as e:
+    except (UserError, RuntimeError_) as e:  # RuntimeError_: bad model, request, remote server
         print(f"dg-lsp: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ from dg_lsp.edits import workspace_edit
 from dg_lsp.engine import InfillService, TypingCache
 from dg_lsp.markdown import RewritePlan, Span
 from dg_lsp.settings import SECTION, Settings, from_initialization_options, parse_settings
-from runtime.types import InfillRequest, InfillResult, ModelLoadError
+from runtime.types import InfillRequest, InfillResult, ModelLoadError, RuntimeError_
 
 log = logging.getLogger("dg_lsp")
 
@@ -94,15 +94,16 @@ class DgServer(LanguageServer):
             message = "dg-lsp settings: " + "; ".join(problems)
             self.window_show_message(t.ShowMessageParams(type=t.MessageType.Warning, message=message))
 
-    def _model_key(self) -> tuple[str, str, int | None]:
-        return (self.settings.model, self.settings.device, self.settings.threads)
+    def _model_key(self) -> tuple:
+        s = self.settings
+        return (s.model, s.device, s.threads, s.remote_model, s.trust_remote_code)
 
     # ----------------------------------------------------------------- lifecycle
     async def load_model(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._generation += 1
         generation, key = self._generation, self._model_key()
-        model, device, threads = key
+        model, device, threads, remote_model, trust_remote_code = key
         self.set_status("loading", f"loading model {model!r} on {device}")
         from runtime.load import load_backend  # torch import stays off the initialize path
 
@@ -110,8 +111,7 @@ class DgServer(LanguageServer):
             try:
                 load = functools.partial(
                     load_backend, model, device=device, threads=threads,
-                    remote_model=getattr(self.settings, "remote_model", None),
-                    allow_remote_code=getattr(self.settings, "trust_remote_code", False),
+                    remote_model=remote_model, allow_remote_code=trust_remote_code,
                 )
                 engine, error = await self._loop.run_in_executor(None, load), None
             except ModelLoadError as e:
@@ -232,11 +232,17 @@ class DgServer(LanguageServer):
             request = infill_request(site, deadline_ms=budget, **common, **v)
             try:
                 r = await self.service.infill(request, key=uri)
+            except RuntimeError_ as e:  # e.g. a remote model server that is down or slow
+                log.warning("infill failed: %s", e)
+                self.set_status("error", f"model request failed: {e}")
+                break
             except Exception:
                 log.exception("infill failed")
                 break
             if r is None:  # superseded or dropped
                 break
+            if self.state == "error" and self.service.engine is not None:  # recovered
+                self.set_status("ready", self.service.engine.description)
             out.append(r.text)
         return out
 

@@ -27,8 +27,12 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     """All settings of the server; field names are camelCase on the wire."""
 
     model: str = "default"
-    """Model to load: a model folder path, "default" (the shipped models/dg-code-small) or "tiny"
-    (random weights, for tests)."""
+    """Model to load: a model folder path, "default" (the shipped models/dg-code-small), "tiny"
+    (random weights, for tests) or an OpenAI-compatible server URL such as http://host:8000/v1."""
+    remote_model: str | None = None
+    """Model name on a remote server (vLLM/SGLang); null picks the server's only model."""
+    trust_remote_code: bool = False
+    """Allow a model folder's own Python modeling code to run (LLaDA/Dream-style folders need it)."""
     device: str = "cpu"
     """Torch device: "cpu", "cuda", "cuda:N" or "mps"."""
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None

@@ -41,9 +41,9 @@ def build_context(tok: Tokenizer, prefix: str, suffix: str, budget: int) -> Cont
     """
     if budget < 8:
         raise ValueError(f"context budget {budget} is too small (need >= 8 tokens)")
-    suffix_ids, suffix_kept = _clip_suffix(tok, suffix, budget // 4)
+    suffix_ids, suffix_kept = clip_suffix(tok, suffix, budget // 4)
     prefix_budget = budget - 2 - len(suffix_ids)
-    prefix, dropped = _clip_prefix(tok, prefix, prefix_budget)
+    prefix, dropped = clip_prefix(tok, prefix, prefix_budget)
     prefix_ids, heal = _split_heal(tok, prefix)
     ids = [tok.fim_suffix_id, *suffix_ids, tok.fim_prefix_id, *prefix_ids]
     return Context(ids=ids, heal=heal, prefix_chars_dropped=dropped, suffix_chars_kept=suffix_kept)
@@ -83,7 +83,7 @@ def _split_heal(tok: Tokenizer, prefix: str) -> tuple[list[int], str]:
     return keep, prefix[heal_start:]
 
 
-def _clip_suffix(tok: Tokenizer, suffix: str, budget: int) -> tuple[list[int], int]:
+def clip_suffix(tok: Tokenizer, suffix: str, budget: int) -> tuple[list[int], int]:
     # Cheap character pre-cut (no token is shorter than one char) then whole lines.
     text = suffix[: budget * 8]
     ids = tok.encode(text)
@@ -101,7 +101,7 @@ def _clip_suffix(tok: Tokenizer, suffix: str, budget: int) -> tuple[list[int], i
     return tok.encode(kept), len(kept)
 
 
-def _clip_prefix(tok: Tokenizer, prefix: str, budget: int) -> tuple[str, int]:
+def clip_prefix(tok: Tokenizer, prefix: str, budget: int) -> tuple[str, int]:
     """Keep the end of the prefix within `budget` tokens; returns (text, chars dropped).
 
     Only the last `budget * 8` characters are looked at (code averages well

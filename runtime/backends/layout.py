@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.canvas import _clip_prefix, _clip_suffix, trim_suffix_overlap
+from runtime.canvas import clip_prefix, clip_suffix, trim_suffix_overlap
 
 FENCE = "```"
 INSTRUCTION = (
@@ -66,8 +66,8 @@ def clip_context(
     if budget < 8:
         raise ValueError(f"context budget {budget} is too small (need >= 8 tokens)")
     counter = _TokenCounter(encode, decode)
-    suffix_ids, kept = _clip_suffix(counter, suffix, budget // 4)  # type: ignore[arg-type]
-    prefix_text, _ = _clip_prefix(counter, prefix, budget - len(suffix_ids))  # type: ignore[arg-type]
+    suffix_ids, kept = clip_suffix(counter, suffix, budget // 4)  # type: ignore[arg-type]
+    prefix_text, _ = clip_prefix(counter, prefix, budget - len(suffix_ids))  # type: ignore[arg-type]
     return prefix_text, suffix[:kept]
 
 
