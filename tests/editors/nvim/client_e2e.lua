@@ -17,6 +17,9 @@ vim.cmd('runtime plugin/dg_lsp.lua')
 vim.cmd('filetype on')
 vim.o.swapfile = false
 vim.g.dg_lsp_debounce_ms = 50
+if env.DG_BUILTIN == '0' then
+  vim.g.dg_lsp_builtin_inline_completion = false -- exercise the plugin's renderer on 0.12+
+end
 vim.lsp.config('dg_lsp', {
   cmd = vim.json.decode(env.DG_LSP_CMD),
   settings = { dgLsp = { model = 'tiny', threads = 1 } },
@@ -103,14 +106,17 @@ local function steps()
   local d = mark[4]
   check(d.virt_text and d.virt_text[1][1] ~= '', 'ghost text extmark at the cursor', d.virt_text)
 
-  -- 3. moving the cursor dismisses it (a new one may only appear at the new position)
+  -- 3. moving the cursor dismisses it (a new one may only appear at the new position); 0.12's own
+  -- client deliberately keeps stale text on screen until the new answer arrives
   feed('<Left>')
   sleep(10)
   local cur = api.nvim_win_get_cursor(0)
-  for _, m in ipairs(marks(buf)) do
-    check(m[3] == cur[2], 'no ghost text left behind after a cursor move', m)
+  if not dg.uses_builtin() then
+    for _, m in ipairs(marks(buf)) do
+      check(m[3] == cur[2], 'no ghost text left behind after a cursor move', m)
+    end
+    log('ok cursor move dismisses')
   end
-  log('ok cursor move dismisses')
   feed('<Right>')
   mark = wait_for('ghost text again', 30000, ghost_at_cursor)
 
