@@ -66,7 +66,8 @@ class DgServer(LanguageServer):
         self.state = "loading"
         self.state_message = "waiting for initialized"
         self.accepted = 0
-        self._loaded: tuple[str, str, int | None] | None = None
+        self._loaded: tuple | None = None
+        self._loading: tuple | None = None
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -82,7 +83,9 @@ class DgServer(LanguageServer):
             return False
         settings, problems = parse_settings(section)
         self._adopt(settings, problems)
-        return self._model_key() != self._loaded
+        # compare with what is loaded or being loaded: a client that pushes the same settings
+        # right after `initialized` (Neovim does) must not start a second load
+        return self._model_key() != (self._loading or self._loaded)
 
     def _adopt(self, settings: Settings, problems: list[str]) -> None:
         if self.overrides:
@@ -103,6 +106,7 @@ class DgServer(LanguageServer):
         self._loop = asyncio.get_running_loop()
         self._generation += 1
         generation, key = self._generation, self._model_key()
+        self._loading = key
         model, device, threads, remote_model, trust_remote_code = key
         self.set_status("loading", f"loading model {model!r} on {device}")
         from runtime.load import load_backend  # torch import stays off the initialize path
@@ -120,6 +124,7 @@ class DgServer(LanguageServer):
                 engine, error = None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
         if generation != self._generation:
             return  # a newer configuration is loading
+        self._loading = None
         self.service.engine = engine
         if engine is None:
             self._loaded = None

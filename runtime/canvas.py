@@ -68,7 +68,9 @@ def strip_heal(tok: Tokenizer, heal: str, ids: list[int]) -> str:
     head = heal.encode()
     if data.startswith(head):
         data = data[len(head) :]
-    return data.decode("utf-8", errors="replace")
+    # bytes that are not UTF-8 (a cut multi-byte character, a confused model) are dropped:
+    # an editor must never receive replacement characters as a suggestion
+    return data.decode("utf-8", errors="ignore")
 
 
 def _split_heal(tok: Tokenizer, prefix: str) -> tuple[list[int], str]:

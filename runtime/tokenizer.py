@@ -67,9 +67,9 @@ class Tokenizer:
         return self.hf.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: list[int]) -> str:
-        """Decode, dropping special tokens; invalid UTF-8 is replaced, never raised."""
+        """Decode, dropping special tokens; bytes that are not UTF-8 are dropped, never raised."""
         data = b"".join(self._bytes[i] for i in ids if i not in self.special_ids)
-        return data.decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="ignore")
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._bytes[token_id]

@@ -478,3 +478,18 @@ async def test_a_new_request_cancels_the_previous_one(bare_client: LanguageClien
     assert len(second) == 1
     s = await stats(client)
     assert s["cancelled"] == 1 and s["maxStepsAfterCancel"] <= 1
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_same_settings_pushed_during_load_do_not_load_twice(bare_client: LanguageClient):
+    """Neovim pushes its settings again right after `initialized`, while the model is loading."""
+    client = bare_client
+    options = {"dgLsp": {"model": "tiny", "threads": 1}}
+    await start(client, client.profile, options, wait=None)  # type: ignore[attr-defined]
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings=options))
+    await wait_status(client, "ready")
+    uri = "file:///e2e/twice.py"
+    open_doc(client, uri, "x = \n")
+    await inline(client, uri, 0, 4)  # a round trip: the push was handled before this answer
+    states = [s[0] for s in client.statuses]  # type: ignore[attr-defined]
+    assert states.count("loading") == 1

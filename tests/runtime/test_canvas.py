@@ -107,3 +107,9 @@ def test_five_megabyte_prefix(tok):
     ctx = build_context(tok, prefix + "y = ", "\nz = 2\n", 512)
     assert len(ctx.ids) <= 512
     assert tok.decode(ctx.ids).endswith("y =") and ctx.heal == " "
+
+
+def test_invalid_utf8_never_reaches_the_text(tok):
+    ids = [*tok.encode("ok "), tok.encode("é")[0], *tok.encode(" end")]  # a lone lead byte
+    assert strip_heal(tok, "", ids) == "ok  end"
+    assert "\ufffd" not in tok.decode(ids)
