@@ -73,6 +73,11 @@ def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> Embedde
 
 def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str]:
     if not path.exists():
+        if path == DEFAULT_MODEL_DIR:
+            raise ModelLoadError(
+                f"the default model is missing ({path}); it ships in the repository's models/ folder, "
+                "so install dg-lsp from a checkout with `pip install -e` (or set `model` to a folder)"
+            )
         raise ModelLoadError(f"model folder {path} does not exist")
     if not path.is_dir():
         raise ModelLoadError(f"model path {path} is not a folder")

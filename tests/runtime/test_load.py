@@ -75,3 +75,9 @@ def test_missing_tokenizer(folder):
     (path / "tokenizer.json").unlink()
     with pytest.raises(ModelLoadError, match=r"tokenizer\.json"):
         load_folder(path)
+
+
+def test_missing_default_model_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("runtime.load.DEFAULT_MODEL_DIR", tmp_path / "dg-code-small")
+    with pytest.raises(ModelLoadError, match=r"default model is missing.*pip install -e"):
+        load_engine("default")
