@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from runtime.backend import InfillBackend
+from runtime.backends.hf import one_line, read_config
 from runtime.engine import EmbeddedEngine
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
@@ -72,23 +73,14 @@ def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> Embedde
 
 
 def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str]:
-    if not path.exists():
-        if path == DEFAULT_MODEL_DIR:
-            raise ModelLoadError(
-                f"the default model is missing ({path}); it ships in the repository's models/ folder, "
-                "so install dg-lsp from a checkout with `pip install -e` (or set `model` to a folder)"
-            )
-        raise ModelLoadError(f"model folder {path} does not exist")
-    if not path.is_dir():
-        raise ModelLoadError(f"model path {path} is not a folder")
+    if path == DEFAULT_MODEL_DIR and not path.exists():
+        raise ModelLoadError(
+            f"the default model is missing ({path}); it ships in the repository's models/ folder, "
+            "so install dg-lsp from a checkout with `pip install -e` (or set `model` to a folder)"
+        )
+    cfg = read_config(path)
     cfg_path = path / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise ModelLoadError(f"model folder {path} has no config.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{cfg_path} is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+    if cfg.get("format") != FORMAT:
         raise ModelLoadError(f"{cfg_path} is not a dg-lsp embedded model (format != {FORMAT!r})")
     try:
         args = ModelArgs.from_dict(cfg["model"])
@@ -146,9 +138,6 @@ def save_folder(
     return written
 
 
-def one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300] or type(e).__name__
-
 
 # ----------------------------------------------------------------------------- backends
 def load_backend(
@@ -173,7 +162,7 @@ def load_backend(
     where = resolve(spec)
     if isinstance(where, str):
         return load_engine(spec, device=device, threads=threads)
-    from runtime.backends.hf import read_config, require_transformers
+    from runtime.backends.hf import require_transformers
 
     cfg = read_config(where)
     if cfg.get("format") == FORMAT:
