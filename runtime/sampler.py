@@ -129,10 +129,12 @@ def denoise(
                 committed_at[reopen] = -1
                 remask_count += reopen.long()
                 remasked += int(reopen.sum())
+        if spec.initial is None:  # a draft's canvas keeps its length; pads inside it are just dropped
+            commit = _extend_pad_run(commit, masked, proposal, confidence, spec.pad_id)
         tokens[commit] = proposal[commit]
         masked &= ~commit
         committed_at[commit] = step
-        if spec.initial is None:  # a draft's canvas keeps its length; pads inside it are just dropped
+        if spec.initial is None:
             _close_after_end(tokens, masked, spec)
         previous = proposal
         step += 1
@@ -141,12 +143,42 @@ def denoise(
     return CanvasOutcome(tokens.tolist(), forwards, remasked, deadline_hit)
 
 
+def _extend_pad_run(
+    commit: Tensor, masked: Tensor, proposal: Tensor, confidence: Tensor, pad_id: int
+) -> Tensor:
+    """Commit a pad at the start of the run of pad proposals that ends at a committed pad.
+
+    The trailing pads of a short infill are the model's most confident slots, so a
+    confidence-ordered policy would commit them one by one from the right, a forward
+    each.  Where the model proposes pad for the whole run j..i with confidence at
+    least `PAD_RUN_CONFIDENCE`, committing pad at j ends the text there and closes the run.
+    """
+    pads = commit & (proposal == pad_id)
+    if not pads.any():
+        return commit
+    i = int(pads.nonzero()[0])
+    j = i
+    while j > 0 and masked[j - 1] and proposal[j - 1] == pad_id and confidence[j - 1] >= PAD_RUN_CONFIDENCE:
+        j -= 1
+    if j < i:
+        commit = commit.clone()
+        commit[j] = True
+    return commit
+
+
+PAD_RUN_CONFIDENCE = 0.5
+
+
 def _close_after_end(tokens: Tensor, masked: Tensor, spec: CanvasSpec) -> None:
     """A committed pad ends the text there; a committed stop token ends it just after."""
     ends = (tokens == spec.pad_id) & ~masked
     first = int(ends.nonzero()[0]) if ends.any() else len(tokens)
     if spec.stop_ids:
         stops = ~masked & torch.isin(tokens, torch.tensor(sorted(spec.stop_ids)))
+        if spec.first_slot_ids is not None:
+            # slot 0 re-generates the healed prefix text, whose newline (a prefix ending in
+            # "\n" or "\n    ") is not the end of the line being completed
+            stops[0] = False
         if stops.any():
             first = min(first, int(stops.nonzero()[0]) + 1)
     if first < len(tokens):
