@@ -79,3 +79,24 @@ def test_oracle_setting_sizes_the_canvas_to_the_canonical_middle(tiny_engine, si
     assert unknown.canvas_tokens is None
     out = humaneval.evaluate_engine(tiny_engine, "random-span-light", "oracle", limit=2)
     assert out["n"] == 2 and 0.0 <= out["pass@1"] <= 1.0
+
+
+def test_a_healed_newline_does_not_end_a_single_line():
+    """HumanEval line prompts end in a newline, which boundary healing moves into slot 0:
+    that newline must not end the single line (it did, and every completion was empty)."""
+    import torch
+
+    from runtime.policies import make_policy
+    from runtime.sampler import CanvasSpec, denoise
+
+    newline_tok, word, pad, mask = 5, 6, 0, 1
+
+    def forward(canvas):
+        logits = torch.full((4, 8), -10.0)  # (C, V)
+        logits[0, newline_tok] = 10.0
+        logits[1:, word] = 10.0
+        return logits
+
+    spec = CanvasSpec(4, mask, pad, (mask,), first_slot_ids=(newline_tok,), stop_ids=frozenset({newline_tok}))
+    out = denoise(forward, spec, make_policy("sequential", 4))
+    assert out.tokens == [newline_tok, word, word, word]
