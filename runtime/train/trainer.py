@@ -108,6 +108,9 @@ class State:
     tokens: int = 0
     canvas_slots: int = 0
     train_s: float = 0.0
+    """Seconds spent in training steps (the schedule's clock)."""
+    wall_s: float = 0.0
+    """Seconds of the whole loop: steps plus periodic evals and saves."""
     history: list[dict] = field(default_factory=list)
 
 
@@ -181,6 +184,7 @@ class Trainer:
             "tokens": s.tokens,
             "canvas_slots": s.canvas_slots,
             "train_seconds": round(s.train_s, 1),
+            "wall_seconds": round(s.wall_s, 1),
             "tokens_per_second": round(s.tokens / max(s.train_s, 1e-9), 1),
             "parameters": count_params(self.model),
             "context_tokens": max(self.cfg.context_tokens),
@@ -270,6 +274,7 @@ class Trainer:
         n = 0
         while not self.done():
             t0 = time.perf_counter()
+            loop_t0 = t0
             tokens_before = self.state.tokens
             m = self.step()
             self.state.train_s += time.perf_counter() - t0
@@ -296,6 +301,7 @@ class Trainer:
             if now - last_save >= c.save_minutes * 60:
                 self.checkpoint()
                 last_save = time.perf_counter()
+            self.state.wall_s += time.perf_counter() - loop_t0
         if c.eval_tasks:
             self.evaluate()
         self.checkpoint()
