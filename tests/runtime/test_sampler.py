@@ -163,3 +163,32 @@ def test_stop_token_ends_a_single_line():
     out = denoise(left_to_right, spec(stop_ids=frozenset({9})), make_policy("sequential", 8))
     assert out.tokens == [5, 6, 9, PAD, PAD, PAD, PAD, PAD]
     assert out.forwards == 3
+
+
+def test_a_run_of_pad_proposals_closes_in_one_step():
+    """Trailing pads are the most confident slots: the run must not be committed one per forward."""
+    target = [5, 6, 7, PAD, PAD, PAD, PAD, PAD]
+
+    def pads_most_confident(canvas):
+        logits = torch.zeros(8, V)
+        for i, t in enumerate(target):
+            logits[i, t] = 12.0 if t == PAD else 6.0 - 0.1 * i
+        return logits
+
+    out = denoise(pads_most_confident, spec(), make_policy("sequential", 8))
+    assert out.tokens == target
+    assert out.forwards == 4  # one for the pad run, then one per text token
+
+
+def test_an_unsure_pad_does_not_end_the_text_early():
+    target = [5, 6, 7, 8, PAD, PAD, PAD, PAD]
+
+    def unsure_about_slot_3(canvas):
+        logits = torch.zeros(8, V)
+        for i, t in enumerate(target):
+            logits[i, t] = 12.0 if t == PAD else 6.0
+        logits[3, PAD] = 5.9  # pad is the runner-up at slot 3, not the proposal
+        return logits
+
+    out = denoise(unsure_about_slot_3, spec(), make_policy("sequential", 8))
+    assert out.tokens == target
