@@ -38,6 +38,7 @@ class EmbeddedEngine:
         cache_bytes: int = 256 * 2**20,
         device: str = "cpu",
         description: str = "",
+        max_context_tokens: int | None = None,
     ) -> None:
         if model.args.vocab_size < tokenizer.vocab_size:
             raise ValueError(
@@ -48,6 +49,9 @@ class EmbeddedEngine:
         self.cache = ContextCache(cache_bytes)
         self.device = torch.device(device)
         self.description = description
+        self.max_context_tokens = max_context_tokens
+        """Contexts are clipped to this (the longest the model was trained on): longer ones put
+        the canvas at distances the model never saw, which hurts more than the lost text helps."""
         self._lock = threading.Lock()
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
@@ -74,7 +78,8 @@ class EmbeddedEngine:
 
     def _infill(self, req, policy, canvas_len, should_cancel) -> InfillResult:
         started = time.perf_counter()
-        ctx = build_context(self.tok, req.prefix, req.suffix, req.context_tokens)
+        budget = min(req.context_tokens, self.max_context_tokens or req.context_tokens)
+        ctx = build_context(self.tok, req.prefix, req.suffix, budget)
         ids = list(ctx.ids)
         kv, cached = self._encode(ids, should_cancel)
         generator = torch.Generator().manual_seed(req.seed)

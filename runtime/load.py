@@ -55,8 +55,10 @@ def load_engine(
     where = resolve(spec)
     if isinstance(where, str):
         return random_engine(where, device=device, seed=seed)
-    model, tok, name = load_folder(where)
-    return EmbeddedEngine(model.to(device), tok, device=device, description=name)
+    model, tok, name, max_context = load_folder(where)
+    return EmbeddedEngine(
+        model.to(device), tok, device=device, description=name, max_context_tokens=max_context
+    )
 
 
 def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> EmbeddedEngine:
@@ -72,7 +74,13 @@ def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> Embedde
     return EmbeddedEngine(model, tok, device=device, description=f"{preset} (random weights)")
 
 
-def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str]:
+def trained_context(cfg: dict) -> int | None:
+    """The longest context the model was trained on (`trained.context_tokens`), if recorded."""
+    value = (cfg.get("trained") or {}).get("context_tokens") if isinstance(cfg.get("trained"), dict) else None
+    return int(value) if isinstance(value, int | float) and value >= 16 else None
+
+
+def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str, int | None]:
     if path == DEFAULT_MODEL_DIR and not path.exists():
         raise ModelLoadError(
             f"the default model is missing ({path}); it ships in the repository's models/ folder, "
@@ -107,7 +115,7 @@ def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str]:
         raise ModelLoadError(f"weights in {path} do not match config.json: {one_line(e)}") from None
     if args.vocab_size < tok.vocab_size:
         raise ModelLoadError(f"{path}: model vocabulary {args.vocab_size} < tokenizer's {tok.vocab_size}")
-    return model.eval(), tok, str(cfg.get("name", path.name))
+    return model.eval(), tok, str(cfg.get("name", path.name)), trained_context(cfg)
 
 
 def save_folder(

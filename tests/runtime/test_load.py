@@ -14,21 +14,23 @@ def folder(tmp_path):
     torch.manual_seed(0)
     model = InfillTransformer(ModelArgs(vocab_size=261, dim=32, n_layers=2, n_heads=2, canvas_len=8))
     tok = Tokenizer.byte_level()
-    save_folder(tmp_path / "m", model, tok, name="test-model", extra={"trained": {"steps": 0}})
+    save_folder(tmp_path / "m", model, tok, name="test-model", extra={"trained": {"context_tokens": 64}})
     return tmp_path / "m", model
 
 
 def test_roundtrip_gives_identical_outputs(folder):
     path, model = folder
-    loaded, _, name = load_folder(path)
-    assert name == "test-model"
+    loaded, _, name, max_context = load_folder(path)
+    assert name == "test-model" and max_context == 64
     ids = torch.arange(5, 25)[None]
     with torch.inference_mode():
         a = model.eval().denoise(ids[:, :8], model.encode(ids, None))
         b = loaded.denoise(ids[:, :8], loaded.encode(ids, None))
     assert torch.equal(a, b)
     engine = load_engine(str(path), threads=1)
-    assert engine.infill(InfillRequest("x = ", "\n", max_tokens=4)).stats.tokens >= 1
+    r = engine.infill(InfillRequest("x = 1\n" * 200, "\n", max_tokens=4, context_tokens=1024))
+    assert r.stats.tokens >= 1
+    assert r.stats.context_tokens <= 64  # clipped to what the model was trained on
 
 
 def test_shards_are_at_most_16_mib(tmp_path):
