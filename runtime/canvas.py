@@ -30,7 +30,6 @@ class Context:
     heal: str
     """Text at the end of the prefix that the canvas must re-generate first."""
     prefix_chars_dropped: int = 0
-    suffix_chars_kept: int = 0
 
 
 def build_context(tok: Tokenizer, prefix: str, suffix: str, budget: int) -> Context:
@@ -41,12 +40,12 @@ def build_context(tok: Tokenizer, prefix: str, suffix: str, budget: int) -> Cont
     """
     if budget < 8:
         raise ValueError(f"context budget {budget} is too small (need >= 8 tokens)")
-    suffix_ids, suffix_kept = clip_suffix(tok, suffix, budget // 4)
+    suffix_ids, _ = clip_suffix(tok, suffix, budget // 4)
     prefix_budget = budget - 2 - len(suffix_ids)
     prefix, dropped = clip_prefix(tok, prefix, prefix_budget)
     prefix_ids, heal = _split_heal(tok, prefix)
     ids = [tok.fim_suffix_id, *suffix_ids, tok.fim_prefix_id, *prefix_ids]
-    return Context(ids=ids, heal=heal, prefix_chars_dropped=dropped, suffix_chars_kept=suffix_kept)
+    return Context(ids=ids, heal=heal, prefix_chars_dropped=dropped)
 
 
 def canvas_target(tok: Tokenizer, heal: str, middle: str) -> list[int]:

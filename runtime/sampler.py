@@ -57,7 +57,6 @@ def denoise(
     should_cancel: Callable[[], bool] | None = None,
     deadline_ms: float | None = None,
     started: float | None = None,
-    on_step: Callable[[int], None] | None = None,
 ) -> CanvasOutcome:
     started = time.perf_counter() if started is None else started
     c = spec.length
@@ -138,8 +137,6 @@ def denoise(
             _close_after_end(tokens, masked, spec)
         previous = proposal
         step += 1
-        if on_step is not None:
-            on_step(step)
     return CanvasOutcome(tokens.tolist(), forwards, remasked, deadline_hit)
 
 

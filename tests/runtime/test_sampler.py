@@ -192,3 +192,10 @@ def test_an_unsure_pad_does_not_end_the_text_early():
 
     out = denoise(unsure_about_slot_3, spec(), make_policy("sequential", 8))
     assert out.tokens == target
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_llada_schedules_finish_in_their_step_count(schedule):
+    policy = make_policy("llada", 16, steps=5, schedule=schedule)
+    out = denoise(scripted([5] * 16), spec(16), policy)
+    assert out.forwards == 5 and out.tokens == [5] * 16
