@@ -174,18 +174,19 @@ POLICIES: dict[str, PolicyFactory] = {
 }
 
 
-def parse_policy(spec: str) -> tuple[str, dict[str, float]]:
-    """'entropy' -> ('entropy', {}); 'threshold:tau=0.8' -> ('threshold', {'tau': 0.8})."""
+def parse_policy(spec: str) -> tuple[str, dict[str, float | str]]:
+    """'entropy' -> ('entropy', {}); 'threshold:tau=0.8' -> ('threshold', {'tau': 0.8});
+    'llada:steps=4,schedule=cosine' -> ('llada', {'steps': 4, 'schedule': 'cosine'})."""
     name, _, rest = spec.partition(":")
-    options: dict[str, float] = {}
+    options: dict[str, float | str] = {}
     for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
+        key, eq, value = (x.strip() for x in item.partition("="))
+        if not (eq and key and value):
+            raise BadRequest(f"policy option {item!r} in {spec!r} is not NAME=VALUE")
         try:
-            if not eq:
-                raise ValueError
-            options[key.strip()] = int(value) if value.strip().isdigit() else float(value)
+            options[key] = int(value) if value.isdigit() else float(value)
         except ValueError:
-            raise BadRequest(f"policy option {item!r} in {spec!r} is not NAME=NUMBER") from None
+            options[key] = value
     return name, options
 
 
@@ -198,5 +199,7 @@ def make_policy(spec: str, canvas_len: int, **options: object) -> Policy:
         raise BadRequest(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})") from None
     try:
         return factory(canvas_len, **{**parsed, **options})
+    except KeyError as e:
+        raise BadRequest(f"policy {name!r}: unknown value {e} (schedules: {', '.join(SCHEDULES)})") from None
     except TypeError as e:
         raise BadRequest(f"bad options for policy {name!r}: {e}") from None

@@ -6,6 +6,7 @@ import torch
 
 from runtime.policies import POLICIES, make_policy
 from runtime.sampler import CanvasSpec, denoise
+from runtime.schedule import CosineSchedule
 from runtime.types import BadRequest, Cancelled
 
 V, MASK, PAD = 12, 1, 0
@@ -145,7 +146,10 @@ def test_policy_options_from_the_name():
     assert make_policy("threshold:tau=0.5", 8).tau == 0.5
     assert make_policy("llada:steps=3", 8).schedule.steps == 3
     assert make_policy("adaptive:gamma=0.4,max_remask_per_slot=2", 8).max_remask_per_slot == 2
-    with pytest.raises(BadRequest, match="NAME=NUMBER"):
+    assert isinstance(make_policy("llada:schedule=cosine", 8).schedule, CosineSchedule)
+    with pytest.raises(BadRequest, match="unknown value 'wavy'"):
+        make_policy("llada:schedule=wavy", 8)
+    with pytest.raises(BadRequest, match="NAME=VALUE"):
         make_policy("threshold:tau", 8)
     with pytest.raises(BadRequest, match="bad options for policy 'entropy'"):
         make_policy("entropy:tau=0.3", 8)
