@@ -17,9 +17,9 @@ from runtime.cache import CacheStats, ContextCache
 from runtime.canvas import build_context, canvas_target, strip_heal, trim_suffix_overlap
 from runtime.model import KV, InfillTransformer
 from runtime.policies import make_policy
-from runtime.sampler import CanvasSpec, denoise
+from runtime.sampler import CanvasSpec, Tally, denoise
 from runtime.tokenizer import Tokenizer
-from runtime.types import BadRequest, Cancelled, InfillRequest, InfillResult, InfillStats
+from runtime.types import BadRequest, Cancelled, InfillRequest, InfillResult
 
 ENCODE_CHUNK = 256
 """Context tokens encoded per forward; the cancel flag is checked between chunks."""
@@ -41,9 +41,7 @@ class EmbeddedEngine:
         max_context_tokens: int | None = None,
     ) -> None:
         if model.args.vocab_size < tokenizer.vocab_size:
-            raise ValueError(
-                f"model vocabulary {model.args.vocab_size} < tokenizer's {tokenizer.vocab_size}"
-            )
+            raise ValueError(f"model vocabulary {model.args.vocab_size} < tokenizer's {tokenizer.vocab_size}")
         self.model = model.eval()
         self.tok = tokenizer
         self.cache = ContextCache(cache_bytes)
@@ -66,9 +64,7 @@ class EmbeddedEngine:
     def canvas_len(self) -> int:
         return self.model.args.canvas_len
 
-    def infill(
-        self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None
-    ) -> InfillResult:
+    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
         if req.max_tokens < 1:
             raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
         canvas_len = req.canvas_tokens or self.canvas_len
@@ -85,23 +81,22 @@ class EmbeddedEngine:
         generator = torch.Generator().manual_seed(req.seed)
         sample_gen = generator if req.temperature > 0 else None
         out: list[int] = []
-        forwards = remasked = canvases = 0
-        deadline_hit = False
+        tally = Tally()
         heal_ids = self.tok.ids_starting_with(ctx.heal.encode()) if ctx.heal else None
         drafts = self._draft_canvases(req, ctx.heal, canvas_len, generator) if req.draft is not None else None
         max_tokens = req.max_tokens if drafts is None else max(req.max_tokens, sum(map(len, drafts)))
         while len(out) < max_tokens:
             initial = None
             if drafts is not None:
-                if canvases >= len(drafts):
+                if tally.canvases >= len(drafts):
                     break
-                initial = drafts[canvases]
+                initial = drafts[tally.canvases]
             spec = CanvasSpec(
                 length=len(initial) if initial else canvas_len,
                 mask_id=self.tok.mask_id,
                 pad_id=self.tok.pad_id,
                 banned_ids=self._banned,
-                first_slot_ids=heal_ids if not out and canvases == 0 else None,
+                first_slot_ids=heal_ids if tally.canvases == 0 else None,
                 initial=initial,
                 stop_ids=self.tok.newline_ids if req.single_line and initial is None else frozenset(),
             )
@@ -119,10 +114,7 @@ class EmbeddedEngine:
                 deadline_ms=req.deadline_ms,
                 started=started,
             )
-            canvases += 1
-            forwards += res.forwards
-            remasked += res.remasked
-            deadline_hit |= res.deadline_hit
+            tally.add(res)
             body = [t for t in res.tokens if t != self.tok.pad_id]
             out.extend(body)
             if drafts is None:
@@ -130,7 +122,7 @@ class EmbeddedEngine:
                 text_so_far = strip_heal(self.tok, ctx.heal, out)
                 if ended or res.deadline_hit or (req.single_line and "\n" in text_so_far):
                     break
-            elif canvases >= len(drafts):
+            elif tally.canvases >= len(drafts):
                 break
             # the canvas is done: it becomes context for the next one
             ids.extend(body)
@@ -142,15 +134,8 @@ class EmbeddedEngine:
             text = text.split("\n", 1)[0]
         prefix_line = req.prefix.rsplit("\n", 1)[-1]
         text = trim_suffix_overlap(text, req.suffix, prefix_line)
-        stats = InfillStats(
-            forwards=forwards,
-            tokens=len(out),
-            remasked=remasked,
-            canvases=canvases,
-            context_tokens=len(ctx.ids),
-            cached_tokens=cached,
-            ms=(time.perf_counter() - started) * 1000,
-            deadline_hit=deadline_hit,
+        stats = tally.stats(
+            tokens=len(out), context_tokens=len(ctx.ids), cached_tokens=cached, started=started
         )
         return InfillResult(text=text, stats=stats)
 

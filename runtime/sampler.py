@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from runtime.policies import Policy, StepView
-from runtime.types import Cancelled
+from runtime.types import Cancelled, InfillStats
 
 Forward = Callable[[Tensor], Tensor]
 """(C,) canvas ids -> (C, V) logits."""
@@ -45,6 +45,36 @@ class CanvasOutcome:
     forwards: int
     remasked: int
     deadline_hit: bool
+
+
+@dataclass
+class Tally:
+    """Counts summed over the canvases of one request (block continuation runs several)."""
+
+    forwards: int = 0
+    remasked: int = 0
+    canvases: int = 0
+    deadline_hit: bool = False
+
+    def add(self, res: CanvasOutcome) -> None:
+        self.canvases += 1
+        self.forwards += res.forwards
+        self.remasked += res.remasked
+        self.deadline_hit |= res.deadline_hit
+
+    def stats(
+        self, *, tokens: int, context_tokens: int, started: float, cached_tokens: int = 0
+    ) -> InfillStats:
+        return InfillStats(
+            forwards=self.forwards,
+            tokens=tokens,
+            remasked=self.remasked,
+            canvases=self.canvases,
+            context_tokens=context_tokens,
+            cached_tokens=cached_tokens,
+            ms=(time.perf_counter() - started) * 1000,
+            deadline_hit=self.deadline_hit,
+        )
 
 
 def denoise(

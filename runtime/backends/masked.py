@@ -28,8 +28,8 @@ from torch import Tensor
 from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, one_line, resolve_dtype
 from runtime.backends.layout import clean_middle, clip_context
 from runtime.policies import make_policy
-from runtime.sampler import CanvasSpec, denoise
-from runtime.types import BadRequest, InfillRequest, InfillResult, InfillStats, ModelLoadError
+from runtime.sampler import CanvasSpec, Tally, denoise
+from runtime.types import BadRequest, InfillRequest, InfillResult, ModelLoadError
 
 SHIFTED_MODEL_TYPES = frozenset({"dream"})
 MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
@@ -111,8 +111,7 @@ class MaskedBackend:
         context_tokens = len(prefix_ids) + len(suffix_ids)
         generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
         out: list[int] = []
-        forwards = remasked = canvases = 0
-        deadline_hit = False
+        tally = Tally()
         while len(out) < req.max_tokens:
             length = min(canvas_len, req.max_tokens - len(out))
             spec = CanvasSpec(length=length, mask_id=self.mask_id, pad_id=self.end_id, banned_ids=self.banned)
@@ -126,10 +125,7 @@ class MaskedBackend:
                 deadline_ms=req.deadline_ms,
                 started=started,
             )
-            canvases += 1
-            forwards += res.forwards
-            remasked += res.remasked
-            deadline_hit |= res.deadline_hit
+            tally.add(res)
             body = []
             for t in res.tokens:
                 if t in self.end_ids:
@@ -145,15 +141,7 @@ class MaskedBackend:
             req.suffix,
             single_line=req.single_line,
         )
-        stats = InfillStats(
-            forwards=forwards,
-            tokens=len(out),
-            remasked=remasked,
-            canvases=canvases,
-            context_tokens=context_tokens,
-            ms=(time.perf_counter() - started) * 1000,
-            deadline_hit=deadline_hit,
-        )
+        stats = tally.stats(tokens=len(out), context_tokens=context_tokens, started=started)
         return InfillResult(text=text, stats=stats)
 
     def _forward(self, before: list[int], after: list[int]) -> Callable[[Tensor], Tensor]:
