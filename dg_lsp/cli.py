@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from runtime.policies import POLICIES, make_policy
-from runtime.types import InfillRequest, RuntimeError_
+from runtime.types import DTYPES, InfillRequest, RuntimeError_
 
 EXIT_USAGE = 2
 
@@ -104,6 +104,8 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None, help="torch threads (default: cores/2, >= 1)")
+    s.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="matrix-product number format (auto: bfloat16 where the hardware has it natively)")
     s.add_argument("--log-level", default="WARNING")
 
 
@@ -120,7 +122,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def _engine(args: argparse.Namespace):
     from runtime.load import load_backend
 
-    return load_backend(args.model, device=args.device, threads=args.threads,
+    return load_backend(args.model, device=args.device, threads=args.threads, dtype=args.dtype,
                         remote_model=args.remote_model, allow_remote_code=args.trust_remote_code)
 
 

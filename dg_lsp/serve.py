@@ -12,6 +12,7 @@ import logging
 import sys
 
 from runtime.policies import POLICIES
+from runtime.types import DTYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder, 'default' or 'tiny' (overrides dgLsp.model)")
     parser.add_argument("--device", help="torch device: cpu, cuda, cuda:N, mps (overrides dgLsp.device)")
     parser.add_argument("--threads", type=int, help="torch threads (overrides dgLsp.threads)")
+    parser.add_argument("--dtype", choices=DTYPES, help="matrix-product dtype (overrides dgLsp.dtype)")
     parser.add_argument("--policy", choices=list(POLICIES), help="unmasking policy (overrides dgLsp.policy)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in ("model", "device", "threads", "policy"):
+    for name in ("model", "device", "threads", "dtype", "policy"):
         value = getattr(args, name, None)
         if value is not None:
             out[name] = value

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from runtime.policies import make_policy
-from runtime.types import BadRequest
+from runtime.types import DTYPES, BadRequest
 
 SECTION = "dgLsp"
 
@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     """Allow a model folder's own Python modeling code to run (LLaDA/Dream-style folders need it)."""
     device: str = "cpu"
     """Torch device: "cpu", "cuda", "cuda:N" or "mps"."""
+    dtype: str = "auto"
+    """Number format of the model's matrix products: "auto" (bfloat16 where the CPU or GPU computes
+    it natively, else float32), "float32", "bfloat16" or "float16" (GPU only)."""
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Torch intra-op threads; null picks half the cores (at least 1, at most 4)."""
     policy: str = "adaptive"
@@ -78,6 +81,8 @@ def _check_choice(name: str, value: Any) -> str | None:
             return f"{name}: {e}"
     if name == "device" and not _DEVICE.match(value):
         return f"{name}: {value!r} is not a device (cpu, cuda, cuda:N, mps)"
+    if name == "dtype" and value not in DTYPES:
+        return f"{name}: {value!r} is not one of {', '.join(DTYPES)}"
     if name == "model" and not value.strip():
         return f"{name}: empty model name"
     return None

@@ -20,9 +20,7 @@ class InfillBackend(Protocol):
     description: str
     """Human-readable model description for status messages."""
 
-    def infill(
-        self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None
-    ) -> InfillResult:
+    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
         """Blocking; raises `Cancelled` within one denoising step of `should_cancel()` turning true."""
         ...
 

@@ -7,6 +7,7 @@ until a pad appears or `max_tokens` is reached.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from runtime.cache import CacheStats, ContextCache
 from runtime.canvas import build_context, canvas_target, strip_heal, trim_suffix_overlap
 from runtime.model import KV, InfillTransformer
 from runtime.policies import make_policy
-from runtime.sampler import CanvasSpec, Tally, denoise
+from runtime.sampler import CanvasSpec, ContentRule, Tally, denoise
 from runtime.tokenizer import Tokenizer
 from runtime.types import BadRequest, Cancelled, InfillRequest, InfillResult
 
@@ -39,6 +40,7 @@ class EmbeddedEngine:
         device: str = "cpu",
         description: str = "",
         max_context_tokens: int | None = None,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         if model.args.vocab_size < tokenizer.vocab_size:
             raise ValueError(f"model vocabulary {model.args.vocab_size} < tokenizer's {tokenizer.vocab_size}")
@@ -50,6 +52,8 @@ class EmbeddedEngine:
         self.max_context_tokens = max_context_tokens
         """Contexts are clipped to this (the longest the model was trained on): longer ones put
         the canvas at distances the model never saw, which hurts more than the lost text helps."""
+        self.compute_dtype = compute_dtype
+        """Autocast dtype of the matrix products (None: float32); see load.resolve_embedded_dtype."""
         self._lock = threading.Lock()
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
@@ -69,8 +73,12 @@ class EmbeddedEngine:
             raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
         canvas_len = req.canvas_tokens or self.canvas_len
         policy = make_policy(req.policy, canvas_len)  # validates the name before any work
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._autocast():
             return self._infill(req, policy, canvas_len, should_cancel)
+
+    def _autocast(self) -> torch.autocast:
+        dtype = self.compute_dtype or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
 
     def _infill(self, req, policy, canvas_len, should_cancel) -> InfillResult:
         started = time.perf_counter()
@@ -83,6 +91,7 @@ class EmbeddedEngine:
         out: list[int] = []
         tally = Tally()
         heal_ids = self.tok.ids_starting_with(ctx.heal.encode()) if ctx.heal else None
+        rule = self._content_rule(ctx.heal) if req.draft is None and on_blank_line(req.prefix) else None
         drafts = self._draft_canvases(req, ctx.heal, canvas_len, generator) if req.draft is not None else None
         max_tokens = req.max_tokens if drafts is None else max(req.max_tokens, sum(map(len, drafts)))
         while len(out) < max_tokens:
@@ -99,6 +108,7 @@ class EmbeddedEngine:
                 first_slot_ids=heal_ids if tally.canvases == 0 else None,
                 initial=initial,
                 stop_ids=self.tok.newline_ids if req.single_line and initial is None else frozenset(),
+                content_rule=rule if tally.canvases == 0 else None,
             )
 
             def forward(canvas: torch.Tensor, kv: KV = kv) -> torch.Tensor:
@@ -158,6 +168,12 @@ class EmbeddedEngine:
         out[-1] = out[-1] + (self.tok.mask_id,) * slack
         return out
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - engines live as long as the process
+    def _content_rule(self, heal: str) -> ContentRule:
+        visible, breaks = self.tok.content_flags(0)
+        first_visible, first_breaks = self.tok.content_flags(len(heal.encode()))
+        return ContentRule(*(torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks)))
+
     def _encode(self, ids: list[int], should_cancel: Callable[[], bool] | None) -> tuple[KV, int]:
         """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens).
 
@@ -174,3 +190,9 @@ class EmbeddedEngine:
         assert kv is not None
         self.cache.store(ids, kv)
         return kv, n
+
+
+def on_blank_line(prefix: str) -> bool:
+    """The cursor's line holds only whitespace before it: an empty completion there is useless,
+    so the engine asks the sampler for at least one visible character (`ContentRule`)."""
+    return not prefix.rsplit("\n", 1)[-1].strip()

@@ -22,7 +22,7 @@ from runtime.backends.hf import one_line, read_config
 from runtime.engine import EmbeddedEngine
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
-from runtime.types import ModelLoadError
+from runtime.types import DTYPES, ModelLoadError
 
 FORMAT = "dg-lsp-embedded"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dg-code-small"
@@ -49,19 +49,64 @@ def resolve(spec: str) -> str | Path:
 
 
 def load_engine(
-    spec: str = "default", *, device: str = "cpu", threads: int | None = None, seed: int = 0
+    spec: str = "default",
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    seed: int = 0,
+    dtype: str = "auto",
 ) -> EmbeddedEngine:
     set_threads(threads)
+    compute = resolve_embedded_dtype(dtype, device)
     where = resolve(spec)
-    if isinstance(where, str):
-        return random_engine(where, device=device, seed=seed)
+    if isinstance(where, str):  # random presets are for tests: float32 unless asked, on every machine
+        compute = compute if dtype != "auto" else None
+        return random_engine(where, device=device, seed=seed, compute_dtype=compute)
     model, tok, name, max_context = load_folder(where)
     return EmbeddedEngine(
-        model.to(device), tok, device=device, description=name, max_context_tokens=max_context
+        model.to(device),
+        tok,
+        device=device,
+        description=name,
+        max_context_tokens=max_context,
+        compute_dtype=compute,
     )
 
 
-def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> EmbeddedEngine:
+def resolve_embedded_dtype(dtype: str, device: str) -> torch.dtype | None:
+    """The autocast dtype of the embedded model's matrix products, or None for float32.
+
+    "auto" takes bfloat16 where the hardware computes it natively (CPUs with AVX512-BF16 or
+    AMX, CUDA GPUs that support it); the model was trained under bfloat16 autocast, so its
+    answers barely change, and on this project's 2-core EPYC a forward takes about 30 % less
+    time.  Elsewhere (AVX2 laptops, Apple CPUs) bfloat16 is emulated and slower: float32."""
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (use {', '.join(DTYPES)})")
+    if dtype == "float32":
+        return None
+    if dtype == "float16" and not device.startswith("cuda"):
+        raise ModelLoadError("dtype float16 needs a CUDA device; use bfloat16 or float32 on CPU")
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 in the CPU flags (Linux); False where they cannot be read."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def random_engine(
+    preset: str, *, device: str = "cpu", seed: int = 0, compute_dtype: torch.dtype | None = None
+) -> EmbeddedEngine:
     """A random-weight preset with the byte-level tokenizer (tests and plumbing only)."""
     args = PRESETS[preset]
     tok = Tokenizer.byte_level()
@@ -71,7 +116,9 @@ def random_engine(preset: str, *, device: str = "cpu", seed: int = 0) -> Embedde
         )
     torch.manual_seed(seed)
     model = InfillTransformer(args).to(device)
-    return EmbeddedEngine(model, tok, device=device, description=f"{preset} (random weights)")
+    return EmbeddedEngine(
+        model, tok, device=device, description=f"{preset} (random weights)", compute_dtype=compute_dtype
+    )
 
 
 def trained_context(cfg: dict) -> int | None:
@@ -146,7 +193,6 @@ def save_folder(
     return written
 
 
-
 # ----------------------------------------------------------------------------- backends
 def load_backend(
     spec: str = "default",
@@ -155,6 +201,7 @@ def load_backend(
     threads: int | None = None,
     remote_model: str | None = None,
     allow_remote_code: bool = False,
+    dtype: str = "auto",
 ) -> InfillBackend:
     """The backend the `model` setting names (see docs/backends.md).
 
@@ -169,12 +216,12 @@ def load_backend(
         return connect_remote(spec, remote_model)
     where = resolve(spec)
     if isinstance(where, str):
-        return load_engine(spec, device=device, threads=threads)
+        return load_engine(spec, device=device, threads=threads, dtype=dtype)
     from runtime.backends.hf import require_transformers
 
     cfg = read_config(where)
     if cfg.get("format") == FORMAT:
-        return load_engine(spec, device=device, threads=threads)
+        return load_engine(spec, device=device, threads=threads, dtype=dtype)
     if "model_type" not in cfg:
         raise ModelLoadError(
             f"{where / 'config.json'} is neither a dg-lsp embedded nor a Hugging Face model (no model_type)"
@@ -184,8 +231,8 @@ def load_backend(
         require_transformers("diffusiongemma")
         from runtime.backends.diffusiongemma import load_diffusiongemma
 
-        return load_diffusiongemma(where, device=device)
+        return load_diffusiongemma(where, device=device, dtype=dtype)
     require_transformers("masked")
     from runtime.backends.masked import load_masked
 
-    return load_masked(where, cfg, device=device, allow_remote_code=allow_remote_code)
+    return load_masked(where, cfg, device=device, dtype=dtype, allow_remote_code=allow_remote_code)

@@ -37,6 +37,20 @@ class CanvasSpec:
     stop_ids: frozenset[int] = frozenset()
     """Committing one of these (e.g. tokens with a newline, for a single line) ends the
     canvas after it: later slots become pad."""
+    content_rule: ContentRule | None = None
+    """If set, the text may not end (pad) or break its line before it holds a visible
+    character (a completion asked for on a blank line)."""
+
+
+@dataclass(frozen=True)
+class ContentRule:
+    """Per-vocabulary flags for `CanvasSpec.content_rule`; slot 0 has its own pair because
+    it re-generates the healed prefix text, which does not count."""
+
+    content: Tensor  # (V,) bool: the token holds a non-whitespace character
+    breaks: Tensor  # (V,) bool: the token holds a line break
+    first_content: Tensor  # (V,) bool: the same for slot 0, judged after the healed text
+    first_breaks: Tensor  # (V,) bool
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,8 @@ def denoise(
         if bias is None or bias.shape[-1] != logits.shape[-1]:
             bias = _constraint_bias(spec, forward_vocab=logits.shape[-1])
         logits = logits + bias
+        if spec.content_rule is not None:
+            logits = logits + _content_bias(spec, tokens, masked, logits.shape[-1])
         if temperature > 0:
             logits = logits / temperature
         logp = torch.log_softmax(logits, dim=-1)  # (C, V)
@@ -121,6 +137,7 @@ def denoise(
             proposal = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (C,)
         else:
             proposal = probs.argmax(-1)  # (C,)
+            proposal = _end_only_if_likely(probs, proposal, spec.pad_id)
         confidence = probs.gather(-1, proposal[:, None]).squeeze(-1)
         entropy = -(probs * logp.clamp_min(-1e9)).sum(-1)
         current = probs.gather(-1, tokens.clamp_max(probs.shape[-1] - 1)[:, None]).squeeze(-1)
@@ -163,6 +180,8 @@ def denoise(
         tokens[commit] = proposal[commit]
         masked &= ~commit
         committed_at[commit] = step
+        if spec.content_rule is not None:
+            _keep_content_first(spec, tokens, masked, committed_at)
         if spec.initial is None:
             _close_after_end(tokens, masked, spec)
         previous = proposal
@@ -221,3 +240,73 @@ def _constraint_bias(spec: CanvasSpec, forward_vocab: int) -> Tensor:
         row[list(spec.first_slot_ids)] = 0.0
         bias[0] = row  # not pad either: an empty slot 0 would drop the healed text
     return bias
+
+
+def _ends_and_content(spec: CanvasSpec, tokens: Tensor, masked: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(ends (2, V) bool: row 0 for slot 0, row 1 for the others; is_end (C,); has_content (C,)),
+    the last two for committed slots only."""
+    rule = spec.content_rule
+    assert rule is not None
+    vocab = rule.content.shape[0]
+    ends = torch.zeros(2, vocab, dtype=torch.bool)
+    ends[0], ends[1] = rule.first_breaks, rule.breaks
+    ends[:, spec.pad_id] = True
+    ids = tokens.clamp_max(vocab - 1)  # (C,)
+    row = (torch.arange(len(tokens)) > 0).long()  # (C,)
+    is_end = ends[row, ids] & ~masked
+    content = torch.stack((rule.first_content, rule.content))[row, ids] & ~masked
+    return ends, is_end, content
+
+
+def _undecided_or_text_before(masked: Tensor, content: Tensor) -> Tensor:
+    """(C,) bool: some slot before j is still open or holds text."""
+    open_or_text = (masked | content).long()
+    return (torch.cumsum(open_or_text, 0) - open_or_text) > 0
+
+
+def _content_bias(spec: CanvasSpec, tokens: Tensor, masked: Tensor, forward_vocab: int) -> Tensor:
+    """-inf on pad and line breaks at a slot with only committed whitespace before it.
+
+    A slot with open slots before it may still propose the end: text may come
+    before it; `_keep_content_first` takes such an end back if it does not."""
+    ends, _, content = _ends_and_content(spec, tokens, masked)
+    rows = torch.zeros(len(tokens), forward_vocab, dtype=torch.bool)  # (C, V)
+    rows[0, : ends.shape[1]] = ends[0]
+    rows[1:, : ends.shape[1]] = ends[1]
+    rows &= ~_undecided_or_text_before(masked, content)[:, None]
+    return torch.where(rows, -torch.inf, 0.0)
+
+
+def _keep_content_first(spec: CanvasSpec, tokens: Tensor, masked: Tensor, committed_at: Tensor) -> None:
+    """Re-open a committed end (pad or line break) that has only committed whitespace before it.
+
+    Parallel policies may commit a pad at slot j and whitespace at every slot
+    before it in one step; the re-opened slot then meets `_content_bias` as the
+    first open slot and gets text.  Each re-open follows a step that committed
+    another slot, so the loop still ends."""
+    _, is_end, content = _ends_and_content(spec, tokens, masked)
+    if not is_end.any():
+        return
+    first = int(is_end.nonzero()[0])
+    if not bool(_undecided_or_text_before(masked, content)[first]):
+        tokens[first] = spec.mask_id
+        masked[first] = True
+        committed_at[first] = -1
+
+
+END_PROBABILITY = 0.5
+
+
+def _end_only_if_likely(probs: Tensor, proposal: Tensor, pad_id: int) -> Tensor:
+    """Propose pad only where ending is more likely than going on.
+
+    Pad gathers all the "the text ends here" mass in one token, while going on
+    is spread over many tokens, so a weak model's argmax is often pad at a slot
+    where it believes more in some text than in none.  Where pad wins the argmax
+    with less than `END_PROBABILITY`, propose the best other token instead."""
+    weak_end = (proposal == pad_id) & (probs[:, pad_id] < END_PROBABILITY)
+    if not weak_end.any():
+        return proposal
+    other = probs.clone()
+    other[:, pad_id] = -1.0
+    return torch.where(weak_end, other.argmax(-1), proposal)

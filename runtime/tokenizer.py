@@ -79,12 +79,21 @@ class Tokenizer:
         """Ids of tokens that contain a line break (single-line completions stop there)."""
         return frozenset(i for i, b in enumerate(self._bytes) if b"\n" in b)
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - tokenizers live as long as the process
+    def content_flags(self, skip: int = 0) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+        """Per id: (holds a non-whitespace character, holds a line break), judged on the token's
+        bytes after the first `skip` (the healed text at slot 0).  Special ids: neither."""
+        visible, breaks = [], []
+        for i, b in enumerate(self._bytes):
+            rest = b"" if i in self.special_ids else b[skip:]
+            visible.append(bool(rest.strip()))
+            breaks.append(b"\n" in rest)
+        return tuple(visible), tuple(breaks)
+
     @functools.lru_cache(maxsize=256)  # noqa: B019 - tokenizers live as long as the process
     def ids_starting_with(self, head: bytes) -> tuple[int, ...]:
         """Ids of normal tokens whose bytes begin with `head` (for boundary healing)."""
-        return tuple(
-            i for i, b in enumerate(self._bytes) if i not in self.special_ids and b.startswith(head)
-        )
+        return tuple(i for i, b in enumerate(self._bytes) if i not in self.special_ids and b.startswith(head))
 
 
 def configure_byte_level(hf: HFTokenizer) -> None:

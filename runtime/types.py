@@ -21,6 +21,10 @@ class BadRequest(RuntimeError_):
     """An infill request is malformed (for example an unknown policy name)."""
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""Values of the `dtype` setting / `--dtype` option (see runtime.load.resolve_embedded_dtype)."""
+
+
 @dataclass(frozen=True)
 class InfillRequest:
     """What the caller wants filled: the text before and after the cursor."""

@@ -53,3 +53,26 @@ def test_policy_with_options_is_accepted_and_bad_options_rejected():
     assert s.policy == "threshold:tau=0.8" and problems == []
     s, problems = parse_settings({"policy": "entropy:tau=0.8"})
     assert s.policy == "adaptive" and len(problems) == 1 and "entropy" in problems[0]
+
+
+def test_dtype_is_checked():
+    s, problems = parse_settings({"dtype": "bfloat16"})
+    assert s.dtype == "bfloat16" and problems == []
+    s, problems = parse_settings({"dtype": "int8"})
+    assert s.dtype == "auto" and len(problems) == 1 and "int8" in problems[0]
+
+
+def test_vscode_extension_declares_every_server_setting():
+    """package.json offers each server setting in the VS Code UI and settings.ts forwards it."""
+    import json
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "editors" / "vscode"
+    declared = json.loads((root / "package.json").read_text())["contributes"]["configuration"]["properties"]
+    source = (root / "src" / "settings.ts").read_text()
+    forwarded = re.search(r"SERVER_KEYS = \[(.*?)\]", source, re.S)
+    assert forwarded
+    keys = set(re.findall(r"'(\w+)'", forwarded.group(1)))
+    for name, _default, _doc in documented_fields():
+        assert f"dgLsp.{name}" in declared, name
+        assert name in keys, name

@@ -114,3 +114,60 @@ def test_long_uncached_context_encode_is_cancellable(tiny_engine):
     with pytest.raises(Cancelled, match="encoding"):
         tiny_engine.infill(InfillRequest("x = 1\n" * 400, "", context_tokens=2048), cancel)
     assert checks["n"] == 1  # stopped at the first chunk boundary
+
+
+def test_a_completion_on_a_blank_line_is_never_empty():
+    """A stand-in for a model sure that the middle is empty (random weights with +30 on pad and
+    on line breaks): mid-line it ends at once; on a blank line visible text must come first."""
+    import torch
+
+    from runtime.load import load_engine
+
+    eng = load_engine("tiny", threads=1)
+    real = eng.model.denoise
+    ends = torch.tensor(sorted(eng.tok.newline_ids | {eng.tok.pad_id}))
+
+    def ends_first(canvas, kv):
+        logits = real(canvas, kv)
+        logits[..., ends] += 30.0
+        return logits
+
+    eng.model.denoise = ends_first
+    for policy in ("sequential", "threshold", "adaptive"):
+        mid_line = InfillRequest(prefix="x = fo", suffix="\n", single_line=True, policy=policy)
+        assert eng.infill(mid_line).text == ""
+        for prefix in ("def f(x):\n    ", "x = 1\n", ""):
+            req = InfillRequest(prefix=prefix, suffix="\n", single_line=True, policy=policy)
+            assert eng.infill(req).text.strip(), (policy, prefix)
+
+
+def test_bfloat16_autocast_engine():
+    """The bf16 path (used where the CPU has native bf16) fills, caches bf16 K/V, and is deterministic."""
+    import torch
+
+    from runtime.load import load_engine
+
+    eng = load_engine("tiny", threads=1, dtype="bfloat16")
+    assert eng.compute_dtype is torch.bfloat16
+    req = InfillRequest(prefix="def add(a, b):\n    return ", suffix="\n", max_tokens=8)
+    first, second = eng.infill(req), eng.infill(req)
+    assert first.text == second.text and second.stats.cached_tokens > 0
+    entry = next(iter(eng.cache._entries.values()))
+    assert entry.kv[0][0].dtype is torch.bfloat16  # half the cache memory of float32
+    assert load_engine("tiny", threads=1).compute_dtype is None  # presets: float32 unless asked
+
+
+def test_dtype_choices():
+    import torch
+
+    from runtime import load
+    from runtime.types import ModelLoadError
+
+    assert load.resolve_embedded_dtype("float32", "cpu") is None
+    assert load.resolve_embedded_dtype("bfloat16", "cpu") is torch.bfloat16
+    with pytest.raises(ModelLoadError, match="CUDA"):
+        load.resolve_embedded_dtype("float16", "cpu")
+    with pytest.raises(ModelLoadError, match="int8"):
+        load.resolve_embedded_dtype("int8", "cpu")
+    native = load.cpu_has_native_bf16()
+    assert load.resolve_embedded_dtype("auto", "cpu") is (torch.bfloat16 if native else None)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from runtime.policies import POLICIES, make_policy
-from runtime.sampler import CanvasSpec, denoise
+from runtime.sampler import END_PROBABILITY, CanvasSpec, ContentRule, denoise
 from runtime.schedule import CosineSchedule
 from runtime.types import BadRequest, Cancelled
 
@@ -203,3 +203,62 @@ def test_llada_schedules_finish_in_their_step_count(schedule):
     policy = make_policy("llada", 16, steps=5, schedule=schedule)
     out = denoise(scripted([5] * 16), spec(16), policy)
     assert out.forwards == 5 and out.tokens == [5] * 16
+
+
+def distribution(rows):
+    """A forward whose slot i has the probabilities rows[i] (a dict id -> p; the rest share 1e-6)."""
+
+    def forward(canvas):
+        logits = torch.full((len(rows), V), -30.0)
+        for i, row in enumerate(rows):
+            for t, p in row.items():
+                logits[i, t] = torch.log(torch.tensor(p))
+        return logits
+
+    return forward
+
+
+def test_pad_wins_only_where_ending_is_more_likely_than_going_on():
+    """Slot 1 puts 0.3 on pad and spreads 0.7 over text tokens: pad is the argmax, yet going on
+    is more likely, so slot 1 gets text; slot 2 is sure of pad and the text ends there."""
+    spread = {PAD: 0.3, 5: 0.24, 6: 0.23, 7: 0.23}
+    assert spread[PAD] < END_PROBABILITY
+    rows = [{8: 0.9, PAD: 0.1}, spread, {PAD: 0.9, 5: 0.1}, {PAD: 0.9, 5: 0.1}]
+    out = denoise(distribution(rows), spec(4), make_policy("sequential", 4))
+    assert out.tokens == [8, 5, PAD, PAD]
+
+
+def flags(*ids):
+    t = torch.zeros(V, dtype=torch.bool)
+    t[list(ids)] = True
+    return t
+
+
+# ids 5, 6: visible text; 7: a line break; 9: whitespace only
+RULE = ContentRule(content=flags(5, 6), breaks=flags(7), first_content=flags(5, 6), first_breaks=flags(7))
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_content_rule_keeps_a_blank_line_completion_from_being_empty(name):
+    """A model sure the middle is empty (pad first) still has to put visible text first."""
+    rows = [{PAD: 0.7, 7: 0.2, 5: 0.1}, {PAD: 0.9, 6: 0.1}, {PAD: 0.95, 6: 0.05}, {PAD: 0.95, 5: 0.05}]
+    plain = denoise(distribution(rows), spec(4), make_policy(name, 4))
+    assert plain.tokens[0] == PAD
+    ruled = denoise(distribution(rows), spec(4, content_rule=RULE), make_policy(name, 4))
+    assert ruled.tokens[0] == 5 and ruled.tokens[1:] == [PAD, PAD, PAD]
+
+
+def test_content_rule_allows_the_end_once_text_is_committed():
+    """Whitespace (9) does not count as text; the break (7) may come only after the 5."""
+    rows = [{9: 0.8, 7: 0.2}, {7: 0.6, 5: 0.4}, {7: 0.9, 6: 0.1}, {PAD: 0.9, 6: 0.1}]
+    out = denoise(distribution(rows), spec(4, content_rule=RULE), make_policy("sequential", 4))
+    assert out.tokens == [9, 5, 7, PAD]
+
+
+def test_content_rule_takes_back_an_end_committed_beside_whitespace():
+    """threshold commits whitespace at slot 0 and pad at slots 1-3 in one step; the pad at slot 1
+    is re-opened and then has to be text."""
+    rows = [{9: 0.95, 5: 0.05}, {PAD: 0.95, 6: 0.05}, {PAD: 0.95, 6: 0.05}, {PAD: 0.95, 6: 0.05}]
+    out = denoise(distribution(rows), spec(4, content_rule=RULE), make_policy("threshold", 4))
+    assert out.tokens == [9, 6, PAD, PAD]
+    assert out.forwards == 2

@@ -6,7 +6,10 @@ export const SECTION = 'dgLsp';
 /** Settings the server knows (dg_lsp/settings.py); they are declared in package.json. */
 export const SERVER_KEYS = [
   'model',
+  'remoteModel',
+  'trustRemoteCode',
   'device',
+  'dtype',
   'threads',
   'policy',
   'automaticBudgetMs',
