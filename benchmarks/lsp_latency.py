@@ -34,7 +34,9 @@ def percentile(values: list[float], q: float) -> float:
     return p(values, q)
 
 
-async def replay(model: str, speed: float, chars: int, start_line: int, threads: int | None) -> dict:
+async def replay(
+    model: str, speed: float, chars: int, start_line: int, threads: int | None, dtype: str = "auto"
+) -> dict:
     text = SAMPLE.read_text()
     lines = text.splitlines(keepends=True)
     offset = sum(len(x) for x in lines[:start_line])
@@ -58,7 +60,7 @@ async def replay(model: str, speed: float, chars: int, start_line: int, threads:
     await client.start_io(sys.executable, "-m", "dg_lsp", "serve", "--log-level", "WARNING", cwd=str(ROOT))
     caps = t.ClientCapabilities(text_document=t.TextDocumentClientCapabilities(
         inline_completion=t.InlineCompletionClientCapabilities()))
-    options = {"dgLsp": {"model": model, "threads": threads}}
+    options = {"dgLsp": {"model": model, "threads": threads, "dtype": dtype}}
     await client.initialize_async(t.InitializeParams(capabilities=caps, initialization_options=options))
     client.initialized(t.InitializedParams())
     await asyncio.wait_for(ready.wait(), 300)
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chars", type=int, default=300, help="characters typed per run")
     p.add_argument("--start-line", type=int, default=60, help="0-based line where typing starts")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--dtype", default="auto", help="the dtype setting: auto, float32 or bfloat16")
     args = p.parse_args(argv)
     model = args.model
     if model == "default":
@@ -135,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"WARNING: {DEFAULT_MODEL_DIR} is missing; measuring the random-weight 'tiny' model "
                   "instead (latency plumbing only, not the shipped model)", file=sys.stderr)
             model = "tiny"
-    rows = [asyncio.run(replay(model, s, args.chars, args.start_line, args.threads)) for s in args.speeds]
+    rows = [
+        asyncio.run(replay(model, s, args.chars, args.start_line, args.threads, args.dtype))
+        for s in args.speeds
+    ]
     typed = f"{args.chars} chars of {SAMPLE.name} from line {args.start_line}"
     print(f"model: {rows[0]['model']}   typed: {typed}")
     print("| chars/s | requests | answered | p50 ms | p95 ms | p99 ms | cancelled | typing-cache hits "

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default=",".join(BASE))
     ap.add_argument("--sweep", action="store_true", help="also run the policies at other settings")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     ap.add_argument("--context-tokens", type=int, default=1024)
     ap.add_argument("--plot", default="benchmarks/out/policies.png")
     args = ap.parse_args(argv)
@@ -79,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: no shipped model in models/dg-code-small: using the random 'tiny' preset "
               "(plumbing only, exact match is meaningless)", file=sys.stderr)
         model = "tiny"
-    engine = load_engine(model, threads=args.threads)
+    engine = load_engine(model, threads=args.threads, dtype=args.dtype)
     tasks = list(iter_tasks(n_per_kind=args.n, kinds=args.kinds.split(",")))
     policies = args.policies.split(",") + (SWEEP if args.sweep else [])
     print(f"# model={engine.description} tasks={len(tasks)} threads={torch.get_num_threads()} "
+          f"compute={engine.compute_dtype or torch.float32} "
           f"machine={platform.machine()} {platform.processor() or ''} cpus={torch.get_num_threads()}/"
           f"{__import__('os').cpu_count()}")
     header = f"{'policy':24} {'n':>4} {'exact%':>7} {'fwd/tok':>8} {'tok/fwd':>8} {'remask':>7} " \

@@ -50,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--context-tokens", type=int, default=None, help="default: the model's training budget")
     p.add_argument("--policy", default="adaptive")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
     p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
     a = p.parse_args(argv)
 
-    engine = load_engine(a.model, threads=a.threads)
+    engine = load_engine(a.model, threads=a.threads, dtype=a.dtype)
     trained = trained_record(a.model)
     ctx = a.context_tokens or int(trained.get("context_tokens", 1024))
     rows: list[tuple[str, str, int, float, str]] = []  # benchmark, setting, n, score, note
@@ -92,21 +93,25 @@ def main(argv: list[str] | None = None) -> int:
                 add(f"held-out exact match: {kind}", "unknown", int(res[kind]["n"]), res[kind]["exact_match"],
                     f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
     total = time.perf_counter() - started
-    table = render(a, engine.description, count_params(engine.model), trained, ctx, rows, total)
+    compute = str(engine.compute_dtype or torch.float32).removeprefix("torch.")
+    table = render(a, engine.description, count_params(engine.model), trained, ctx, rows, total, compute)
     print(table)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(table)
     return 0
 
 
-def render(a, name: str, params: int, trained: dict, ctx: int, rows, total: float) -> str:
+def render(
+    a, name: str, params: int, trained: dict, ctx: int, rows, total: float, compute: str = "float32"
+) -> str:
     lines = [
         "# Evaluation",
         "",
         f"Model `{name}` ({params / 1e6:.2f}M parameters"
         + (f", {trained['tokens'] / 1e6:.1f}M training tokens, {trained['steps']} steps" if trained else "")
         + f"); policy `{a.policy}`, greedy, context budget {ctx} tokens, torch threads "
-        f"{torch.get_num_threads()} on {cpu_name()} ({time.strftime('%Y-%m-%d')}, {total / 60:.0f} min).",
+        f"{torch.get_num_threads()}, {compute} matrix products, on {cpu_name()} "
+        f"({time.strftime('%Y-%m-%d')}, {total / 60:.0f} min).",
         "",
         f"Reproduce: `python -m runtime.eval --model {a.model} --heldout-n {a.heldout_n}"
         + (f" --limit {a.limit}" if a.limit else "")
