@@ -175,8 +175,8 @@ def denoise(
                 committed_at[reopen] = -1
                 remask_count += reopen.long()
                 remasked += int(reopen.sum())
-        if spec.initial is None and not decision.finish:  # a draft keeps its length (pads are dropped)
-            commit = _pads_at_the_frontier(commit, masked, proposal, spec.pad_id)
+        if spec.initial is None:  # a draft's canvas keeps its length; pads inside it are just dropped
+            commit = _extend_pad_run(commit, masked, proposal, confidence, spec.pad_id)
         tokens[commit] = proposal[commit]
         masked &= ~commit
         committed_at[commit] = step
@@ -189,25 +189,30 @@ def denoise(
     return CanvasOutcome(tokens.tolist(), forwards, remasked, deadline_hit)
 
 
-def _pads_at_the_frontier(commit: Tensor, masked: Tensor, proposal: Tensor, pad_id: int) -> Tensor:
-    """Commit a pad only at the first open slot, so the text's length follows from its tokens.
+def _extend_pad_run(
+    commit: Tensor, masked: Tensor, proposal: Tensor, confidence: Tensor, pad_id: int
+) -> Tensor:
+    """Commit a pad at the start of the run of pad proposals that ends at a committed pad.
 
-    With every slot masked, a far slot's pad is a confident guess about the
-    length, and committing such pads from the right (the confidence order) tells
-    the model the text is short before any of it is written: on held-out lines
-    the shipped model then stopped after one or two tokens ("return" for
-    "return cached").  Text may still be committed anywhere; a pad waits until
-    the slots before it hold text, then closes the rest of the canvas at once.
-    If the policy chose only such pads, the first open slot is committed."""
+    The trailing pads of a short infill are the model's most confident slots, so a
+    confidence-ordered policy would commit them one by one from the right, a forward
+    each.  Where the model proposes pad for the whole run j..i with confidence at
+    least `PAD_RUN_CONFIDENCE`, committing pad at j ends the text there and closes the run.
+    """
     pads = commit & (proposal == pad_id)
     if not pads.any():
         return commit
-    frontier = int(masked.nonzero()[0])
-    pads[frontier] = False
-    commit = commit & ~pads
-    if not commit.any():
-        commit[frontier] = True
+    i = int(pads.nonzero()[0])
+    j = i
+    while j > 0 and masked[j - 1] and proposal[j - 1] == pad_id and confidence[j - 1] >= PAD_RUN_CONFIDENCE:
+        j -= 1
+    if j < i:
+        commit = commit.clone()
+        commit[j] = True
     return commit
+
+
+PAD_RUN_CONFIDENCE = 0.5
 
 
 def _close_after_end(tokens: Tensor, masked: Tensor, spec: CanvasSpec) -> None:
