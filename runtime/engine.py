@@ -57,6 +57,7 @@ class EmbeddedEngine:
         self._lock = threading.Lock()
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
+        self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
 
     def cache_stats(self) -> CacheStats:
         return self.cache.stats()
@@ -91,7 +92,8 @@ class EmbeddedEngine:
         out: list[int] = []
         tally = Tally()
         heal_ids = self.tok.ids_starting_with(ctx.heal.encode()) if ctx.heal else None
-        rule = self._content_rule(ctx.heal) if req.draft is None and on_blank_line(req.prefix) else None
+        free_length = req.draft is None and not req.exact_length
+        rule = self._content_rule(ctx.heal) if free_length and on_blank_line(req.prefix) else None
         drafts = self._draft_canvases(req, ctx.heal, canvas_len, generator) if req.draft is not None else None
         max_tokens = req.max_tokens if drafts is None else max(req.max_tokens, sum(map(len, drafts)))
         while len(out) < max_tokens:
@@ -100,11 +102,15 @@ class EmbeddedEngine:
                 if tally.canvases >= len(drafts):
                     break
                 initial = drafts[tally.canvases]
+            elif req.exact_length and max_tokens - len(out) < canvas_len:
+                # the text's last canvas: its open slots are exactly the tokens still to come
+                k = max_tokens - len(out)
+                initial = (self.tok.mask_id,) * k + (self.tok.pad_id,) * (canvas_len - k)
             spec = CanvasSpec(
                 length=len(initial) if initial else canvas_len,
                 mask_id=self.tok.mask_id,
                 pad_id=self.tok.pad_id,
-                banned_ids=self._banned,
+                banned_ids=self._banned_with_pad if req.exact_length else self._banned,
                 first_slot_ids=heal_ids if tally.canvases == 0 else None,
                 initial=initial,
                 stop_ids=self.tok.newline_ids if req.single_line and initial is None else frozenset(),

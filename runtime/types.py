@@ -46,6 +46,10 @@ class InfillRequest:
     """Stop at the first newline of the infill (rest-of-line completion)."""
     canvas_tokens: int | None = None
     """Canvas size override; None uses the model's own canvas length."""
+    exact_length: bool = False
+    """The text is exactly `max_tokens` tokens (the oracle-length evaluation setting): pad is
+    banned, and the slots of the last canvas past that length start as pad, so the canvas keeps
+    the size the model was trained on."""
     draft: str | None = None
     """Rewrite mode: start the canvas from this text instead of all masks."""
     remask: float = 0.5

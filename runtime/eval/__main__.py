@@ -116,8 +116,10 @@ def render(
         f"Reproduce: `python -m runtime.eval --model {a.model} --heldout-n {a.heldout_n}"
         + (f" --limit {a.limit}" if a.limit else "")
         + "`. HumanEval: one greedy completion per task, run in a subprocess with a "
-        f"{humaneval.TIMEOUT_S:.0f} s timeout; `unknown` = default canvas, `oracle` = canvas as long as the "
-        "canonical middle's tokens. Held-out: packages never trained on (see docs/training.md).",
+        f"{humaneval.TIMEOUT_S:.0f} s timeout; `unknown` = default canvas, `oracle` = the text is exactly as "
+        "many tokens as the canonical middle (the canvas keeps its size: slots past that start as pad, "
+        "pad is banned before). "
+        "Held-out: packages never trained on (see docs/training.md).",
         "",
         "| benchmark | setting | n | score | notes |",
         "| --- | --- | ---: | ---: | --- |",

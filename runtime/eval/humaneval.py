@@ -131,7 +131,7 @@ def request(
         suffix=problem.suffix,
         single_line=line,
         max_tokens=n,
-        canvas_tokens=n,
+        exact_length=True,
         context_tokens=context_tokens,
     )
 

@@ -171,3 +171,14 @@ def test_dtype_choices():
         load.resolve_embedded_dtype("int8", "cpu")
     native = load.cpu_has_native_bf16()
     assert load.resolve_embedded_dtype("auto", "cpu") is (torch.bfloat16 if native else None)
+
+
+@pytest.mark.parametrize("extra", [-11, 0, 3])
+def test_exact_length_fills_exactly_max_tokens(tiny_engine, extra):
+    """The oracle-length setting: pad banned, and the last canvas keeps the model's size with its
+    slots past the length starting as pad."""
+    n = tiny_engine.canvas_len + extra
+    req = InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_tokens=n, exact_length=True)
+    res = tiny_engine.infill(req)
+    assert res.stats.tokens == n
+    assert res.stats.canvases == (2 if extra > 0 else 1)

@@ -69,12 +69,13 @@ def test_line_benchmarks_get_whole_lines():
     assert finish("x + 1", "random-span-light") == "x + 1"
 
 
-def test_oracle_setting_sizes_the_canvas_to_the_canonical_middle(tiny_engine, single):
+def test_oracle_setting_fixes_the_length_to_the_canonical_middle(tiny_engine, single):
     p: Problem = single[3]
     req = request(tiny_engine, p, "single-line", "oracle", 1024)
     ctx = build_context(tiny_engine.tok, p.prompt, p.suffix, 1024)
     n = len(canvas_target(tiny_engine.tok, ctx.heal, p.canonical_solution))
-    assert req.canvas_tokens == req.max_tokens == n and req.single_line
+    assert req.max_tokens == n and req.exact_length and req.single_line
+    assert tiny_engine.infill(req).stats.tokens == n
     unknown = request(tiny_engine, p, "single-line", "unknown", 1024)
     assert unknown.canvas_tokens is None
     out = humaneval.evaluate_engine(tiny_engine, "random-span-light", "oracle", limit=2)
