@@ -36,8 +36,9 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     device: str = "cpu"
     """Torch device: "cpu", "cuda", "cuda:N" or "mps"."""
     dtype: str = "auto"
-    """Number format of the model's matrix products: "auto" (bfloat16 where the CPU or GPU computes
-    it natively, else float32), "float32", "bfloat16" or "float16" (GPU only)."""
+    """Number format of the model's matrix products: "auto" (embedded model: bfloat16 where the CPU or
+    GPU computes it natively, else float32; Hugging Face folders: the checkpoint's dtype on a GPU,
+    float32 on CPU), "float32", "bfloat16" or "float16" (GPU only)."""
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Torch intra-op threads; null picks half the cores (at least 1, at most 4)."""
     policy: str = "adaptive"

@@ -178,7 +178,8 @@ class EmbeddedEngine:
     def _content_rule(self, heal: str) -> ContentRule:
         visible, breaks = self.tok.content_flags(0)
         first_visible, first_breaks = self.tok.content_flags(len(heal.encode()))
-        return ContentRule(*(torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks)))
+        flags = (torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks))
+        return ContentRule.from_flags(*flags, pad_id=self.tok.pad_id)
 
     def _encode(self, ids: list[int], should_cancel: Callable[[], bool] | None) -> tuple[KV, int]:
         """Context K/V for `ids`, reusing the longest cached prefix; returns (kv, reused tokens).

@@ -57,11 +57,11 @@ def load_engine(
     dtype: str = "auto",
 ) -> EmbeddedEngine:
     set_threads(threads)
-    compute = resolve_embedded_dtype(dtype, device)
     where = resolve(spec)
     if isinstance(where, str):  # random presets are for tests: float32 unless asked, on every machine
-        compute = compute if dtype != "auto" else None
+        compute = None if dtype == "auto" else resolve_embedded_dtype(dtype, device)
         return random_engine(where, device=device, seed=seed, compute_dtype=compute)
+    compute = resolve_embedded_dtype(dtype, device)
     model, tok, name, max_context = load_folder(where)
     return EmbeddedEngine(
         model.to(device),

@@ -44,13 +44,21 @@ class CanvasSpec:
 
 @dataclass(frozen=True)
 class ContentRule:
-    """Per-vocabulary flags for `CanvasSpec.content_rule`; slot 0 has its own pair because
-    it re-generates the healed prefix text, which does not count."""
+    """Per-vocabulary tables for `CanvasSpec.content_rule`, built once per request.  Row 0 is
+    for slot 0, which re-generates the healed prefix text (that text does not count); row 1
+    for the other slots."""
 
-    content: Tensor  # (V,) bool: the token holds a non-whitespace character
-    breaks: Tensor  # (V,) bool: the token holds a line break
-    first_content: Tensor  # (V,) bool: the same for slot 0, judged after the healed text
-    first_breaks: Tensor  # (V,) bool
+    visible: Tensor  # (2, V) bool: the token holds a non-whitespace character
+    ends: Tensor  # (2, V) bool: the token is pad or holds a line break
+
+    @classmethod
+    def from_flags(
+        cls, visible: Tensor, breaks: Tensor, first_visible: Tensor, first_breaks: Tensor, pad_id: int
+    ) -> ContentRule:
+        """From (V,) bool flags for the other slots and for slot 0."""
+        ends = torch.stack((first_breaks, breaks))  # (2, V)
+        ends[:, pad_id] = True
+        return cls(visible=torch.stack((first_visible, visible)), ends=ends)
 
 
 @dataclass(frozen=True)
@@ -242,20 +250,16 @@ def _constraint_bias(spec: CanvasSpec, forward_vocab: int) -> Tensor:
     return bias
 
 
-def _ends_and_content(spec: CanvasSpec, tokens: Tensor, masked: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(ends (2, V) bool: row 0 for slot 0, row 1 for the others; is_end (C,); has_content (C,)),
-    the last two for committed slots only."""
-    rule = spec.content_rule
-    assert rule is not None
-    vocab = rule.content.shape[0]
-    ends = torch.zeros(2, vocab, dtype=torch.bool)
-    ends[0], ends[1] = rule.first_breaks, rule.breaks
-    ends[:, spec.pad_id] = True
-    ids = tokens.clamp_max(vocab - 1)  # (C,)
-    row = (torch.arange(len(tokens)) > 0).long()  # (C,)
-    is_end = ends[row, ids] & ~masked
-    content = torch.stack((rule.first_content, rule.content))[row, ids] & ~masked
-    return ends, is_end, content
+def _rule_rows(n: int) -> Tensor:
+    """(n,) the `ContentRule` row of each slot: 0 for slot 0, 1 for the others."""
+    return (torch.arange(n) > 0).long()
+
+
+def _ends_and_content(rule: ContentRule, tokens: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
+    """(is_end (C,), has_content (C,)) for the committed slots."""
+    ids = tokens.clamp_max(rule.ends.shape[1] - 1)  # (C,)
+    row = _rule_rows(len(tokens))
+    return rule.ends[row, ids] & ~masked, rule.visible[row, ids] & ~masked
 
 
 def _undecided_or_text_before(masked: Tensor, content: Tensor) -> Tensor:
@@ -269,10 +273,11 @@ def _content_bias(spec: CanvasSpec, tokens: Tensor, masked: Tensor, forward_voca
 
     A slot with open slots before it may still propose the end: text may come
     before it; `_keep_content_first` takes such an end back if it does not."""
-    ends, _, content = _ends_and_content(spec, tokens, masked)
+    rule = spec.content_rule
+    assert rule is not None
+    _, content = _ends_and_content(rule, tokens, masked)
     rows = torch.zeros(len(tokens), forward_vocab, dtype=torch.bool)  # (C, V)
-    rows[0, : ends.shape[1]] = ends[0]
-    rows[1:, : ends.shape[1]] = ends[1]
+    rows[:, : rule.ends.shape[1]] = rule.ends[_rule_rows(len(tokens))]
     rows &= ~_undecided_or_text_before(masked, content)[:, None]
     return torch.where(rows, -torch.inf, 0.0)
 
@@ -284,7 +289,8 @@ def _keep_content_first(spec: CanvasSpec, tokens: Tensor, masked: Tensor, commit
     before it in one step; the re-opened slot then meets `_content_bias` as the
     first open slot and gets text.  Each re-open follows a step that committed
     another slot, so the loop still ends."""
-    _, is_end, content = _ends_and_content(spec, tokens, masked)
+    assert spec.content_rule is not None
+    is_end, content = _ends_and_content(spec.content_rule, tokens, masked)
     if not is_end.any():
         return
     first = int(is_end.nonzero()[0])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from runtime.types import ModelLoadError
+from runtime.types import DTYPES, ModelLoadError
 
 INSTALL_HINT = "pip install 'dg-lsp[backends]'"
 REMOTE_CODE_HINT = (
@@ -54,7 +54,7 @@ def resolve_dtype(dtype: str | None, device: str) -> torch.dtype | str:
     try:
         return getattr(torch, dtype)
     except AttributeError:
-        raise ModelLoadError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)") from None
+        raise ModelLoadError(f"unknown dtype {dtype!r} (use {', '.join(DTYPES)})") from None
 
 
 @contextlib.contextmanager

@@ -235,7 +235,7 @@ def flags(*ids):
 
 
 # ids 5, 6: visible text; 7: a line break; 9: whitespace only
-RULE = ContentRule(content=flags(5, 6), breaks=flags(7), first_content=flags(5, 6), first_breaks=flags(7))
+RULE = ContentRule.from_flags(flags(5, 6), flags(7), flags(5, 6), flags(7), pad_id=PAD)
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
