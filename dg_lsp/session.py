@@ -128,9 +128,9 @@ class DgServer(LanguageServer):
         self.service.engine = engine
         if engine is None:
             self._loaded = None
-            self.set_status("error", f"model {model!r} failed to load: {error}")
             message = f"dg-lsp: model failed to load: {error}"
             self.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=message))
+            self.set_status("error", f"model {model!r} failed to load: {error}")
         else:
             self._loaded = key
             self.set_status("ready", f"{engine.description} on {device}")

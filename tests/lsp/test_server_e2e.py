@@ -408,7 +408,12 @@ async def test_model_load_failure_keeps_the_server_up(bare_client: LanguageClien
     await start(client, client.profile, {"dgLsp": {"model": "/no/such/model"}}, wait="error")  # type: ignore[attr-defined]
     _, message = next(s for s in client.statuses if s[0] == "error")  # type: ignore[attr-defined]
     assert "/no/such/model" in message
-    assert any(m.type == t.MessageType.Error and "failed to load" in m.message for m in client.messages)
+
+    def shown() -> bool:
+        return any(m.type == t.MessageType.Error and "failed to load" in m.message for m in client.messages)
+
+    # the message follows the status notification on the wire; wait for it rather than race it
+    await wait_until(client, "window/showMessage", shown)
     uri = "file:///e2e/nomodel.py"
     open_doc(client, uri, "x = \n")
     assert await inline(client, uri, 0, 4) == []
