@@ -16,7 +16,7 @@ import torch
 
 from runtime.cache import CacheStats, ContextCache
 from runtime.canvas import build_context, canvas_target, strip_heal, trim_suffix_overlap
-from runtime.model import KV, InfillTransformer
+from runtime.model import KV, CanvasKV, InfillTransformer
 from runtime.policies import make_policy
 from runtime.sampler import CanvasSpec, ContentRule, Tally, denoise
 from runtime.tokenizer import Tokenizer
@@ -117,8 +117,10 @@ class EmbeddedEngine:
                 content_rule=rule if tally.canvases == 0 else None,
             )
 
-            def forward(canvas: torch.Tensor, kv: KV = kv) -> torch.Tensor:
-                return self.model.denoise(canvas[None].to(self.device), kv)[0].cpu()  # (C, V)
+            room = CanvasKV(kv, spec.length)  # the context's K/V, copied once for all the steps
+
+            def forward(canvas: torch.Tensor, room: CanvasKV = room) -> torch.Tensor:
+                return self.model.denoise(canvas[None].to(self.device), room)[0].cpu()  # (C, V)
 
             res = denoise(
                 forward,

@@ -63,8 +63,11 @@ def load_engine(
         return random_engine(where, device=device, seed=seed, compute_dtype=compute)
     compute = resolve_embedded_dtype(dtype, device)
     model, tok, name, max_context = load_folder(where)
+    model = model.to(device)
+    if compute is not None:
+        model.cast_matrices(compute)
     return EmbeddedEngine(
-        model.to(device),
+        model,
         tok,
         device=device,
         description=name,
@@ -116,6 +119,8 @@ def random_engine(
         )
     torch.manual_seed(seed)
     model = InfillTransformer(args).to(device)
+    if compute_dtype is not None:
+        model.cast_matrices(compute_dtype)
     return EmbeddedEngine(
         model, tok, device=device, description=f"{preset} (random weights)", compute_dtype=compute_dtype
     )

@@ -62,6 +62,34 @@ KV = list[tuple[Tensor, Tensor]]
 """Per layer (keys, values), each (B, H, T, Dh), rotary already applied to keys."""
 
 
+class CanvasKV:
+    """A context's K/V copied once into per-layer buffers with room for a canvas after it.
+
+    Each denoising step writes the canvas's keys and values into the room, where attaching
+    them to the context by concatenation would copy the whole context every step, per
+    layer (a tenth of a CPU forward of the embedded model).  Batch 1."""
+
+    def __init__(self, ctx: KV, canvas_len: int) -> None:
+        b, h, self.start, dh = ctx[0][0].shape
+        if b != 1:
+            raise ValueError(f"CanvasKV holds one context, got a batch of {b}")
+        self.layers: KV = []
+        for k, v in ctx:
+            room_k = k.new_empty(1, h, self.start + canvas_len, dh)
+            room_v = v.new_empty(1, h, self.start + canvas_len, dh)
+            room_k[:, :, : self.start] = k
+            room_v[:, :, : self.start] = v
+            self.layers.append((room_k, room_v))
+
+    def attach(self, i: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Layer `i`'s context K/V followed by the canvas's `k`, `v` (1, H, C, Dh)."""
+        room_k, room_v = self.layers[i]
+        end = self.start + k.shape[2]
+        room_k[:, :, self.start : end] = k
+        room_v[:, :, self.start : end] = v
+        return room_k[:, :, :end], room_v[:, :, :end]
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -79,7 +107,7 @@ def rope_tables(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor,
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x: (B, H, T, Dh); cos/sin: (T, Dh/2)."""
+    """x: (..., T, Dh); cos/sin: (T, Dh/2)."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, Dh/2, 2)
     return out.flatten(-2).to(x.dtype)
@@ -94,9 +122,9 @@ class Attention(nn.Module):
 
     def project(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, t, _ = x.shape
-        q, k, v = self.wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        # q, k, v: (B, H, T, Dh)
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+        qkv = self.wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qk = apply_rope(qkv[:2], cos, sin)  # q and k in one call: (2, B, H, T, Dh)
+        return qk[0], qk[1], qkv[2]
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         b, t = q.shape[0], q.shape[2]
@@ -144,7 +172,8 @@ class InfillTransformer(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def _layers(
-        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, past: KV | None, keep: bool
+        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, past: KV | CanvasKV | None,
+        keep: bool,
     ) -> tuple[Tensor, KV]:
         """Run every block; keys/values of `past` (per layer) are prepended to the new ones.
 
@@ -152,7 +181,9 @@ class InfillTransformer(nn.Module):
         kept: KV = []
         for i, layer in enumerate(self.layers):
             q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
-            if past:
+            if isinstance(past, CanvasKV):
+                k, v = past.attach(i, k, v)
+            elif past:
                 pk, pv = past[i]
                 k = torch.cat((pk.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, T0+T, Dh)
                 v = torch.cat((pv.expand(x.shape[0], -1, -1, -1), v), dim=2)
@@ -165,6 +196,18 @@ class InfillTransformer(nn.Module):
     def _rope(self, start: int, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
         pos = torch.arange(start, start + length, device=device)
         return rope_tables(self.args.head_dim, pos, self.args.rope_theta)
+
+    def cast_matrices(self, dtype: torch.dtype) -> None:
+        """For inference under `dtype` autocast: store the matrix weights in `dtype` once.
+
+        Autocast otherwise converts every float32 weight at every call, about a quarter of a
+        CPU forward of the embedded model.  The products are the same (autocast rounds the
+        weights the same way); the head gets its own copy, so the embedding, and the float32
+        residual stream it starts, stay as they were.  Inference only: it unties the head."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module is not self.head:
+                module.weight = nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
+        self.head.weight = nn.Parameter(self.embed.weight.detach().to(dtype), requires_grad=False)
 
     # ------------------------------------------------------------------ training
     def forward_train(self, ids: Tensor, ctx_len: int, key_valid: Tensor) -> Tensor:
@@ -199,12 +242,14 @@ class InfillTransformer(nn.Module):
         _, kv = self._layers(self.embed(ids), cos, sin, mask, past, keep=True)
         return kv
 
-    def denoise(self, canvas: Tensor, ctx: KV) -> Tensor:
-        """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1).
+    def denoise(self, canvas: Tensor, ctx: KV | CanvasKV) -> Tensor:
+        """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1),
+        or a `CanvasKV` of it (then B is 1), which repeated steps on one context should use.
 
         Returns logits (B, C, V).
         """
-        cos, sin = self._rope(ctx[0][0].shape[2], canvas.shape[1], canvas.device)
+        start = ctx.start if isinstance(ctx, CanvasKV) else ctx[0][0].shape[2]
+        cos, sin = self._rope(start, canvas.shape[1], canvas.device)
         x, _ = self._layers(self.embed(canvas), cos, sin, None, ctx, keep=False)  # (B, C, D)
         return self.head(self.norm(x))  # (B, C, V)
 

@@ -1,7 +1,7 @@
 import torch
 
 from runtime.cache import ContextCache, crop, kv_nbytes
-from runtime.model import PRESETS, InfillTransformer, ModelArgs
+from runtime.model import PRESETS, CanvasKV, InfillTransformer, ModelArgs
 
 
 def _model(seed=0):
@@ -110,3 +110,44 @@ def test_chunked_encode_equals_one_pass():
         a = model.denoise(canvas, kv)
         b = model.denoise(canvas, model.encode(ids, None))
     assert torch.allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_canvas_kv_steps_equal_concatenation():
+    """Denoising steps through one `CanvasKV` (canvas K/V written into room after the context)
+    give the logits of the plain path, step after step, and leave the context's K/V untouched."""
+    model = _model()
+    g = torch.Generator().manual_seed(4)
+    ids = torch.randint(5, 261, (1, 30), generator=g)
+    with torch.inference_mode():
+        kv = model.encode(ids, None)
+        before = [(k.clone(), v.clone()) for k, v in kv]
+        room = CanvasKV(kv, 16)
+        for _ in range(3):  # each step a different canvas: nothing of the previous step may remain
+            canvas = torch.randint(5, 261, (1, 16), generator=g)
+            assert torch.equal(model.denoise(canvas, room), model.denoise(canvas, kv))
+        shorter = torch.randint(5, 261, (1, 8), generator=g)  # a canvas shorter than the room
+        assert torch.equal(model.denoise(shorter, room), model.denoise(shorter, kv))
+        for (k, v), (k0, v0) in zip(kv, before, strict=True):
+            assert torch.equal(k, k0) and torch.equal(v, v0)
+        try:
+            CanvasKV([(k.expand(2, -1, -1, -1), v.expand(2, -1, -1, -1)) for k, v in kv], 16)
+        except ValueError as e:
+            assert "batch" in str(e)
+        else:
+            raise AssertionError("a batch of contexts accepted")
+
+
+def test_cast_matrices_keeps_autocast_logits_and_a_float32_embedding():
+    """Storing the matrices in bfloat16 once gives the logits autocast gives with float32
+    weights (it casts them the same way at every call); the embedding stays float32."""
+    model = _model()
+    ids = torch.randint(5, 261, (1, 20), generator=torch.Generator().manual_seed(5))
+    canvas = torch.arange(5, 21)[None]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = model.denoise(canvas, model.encode(ids, None))
+        model.cast_matrices(torch.bfloat16)
+        got = model.denoise(canvas, model.encode(ids, None))
+    assert torch.equal(got, want)
+    assert model.embed.weight.dtype == torch.float32
+    assert model.head.weight.dtype == torch.bfloat16 and model.head.weight is not model.embed.weight
+    assert model.layers[0].attn.wqkv.weight.dtype == torch.bfloat16
