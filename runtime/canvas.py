@@ -14,6 +14,7 @@ begin with the text already typed.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from runtime.tokenizer import Tokenizer
@@ -90,12 +91,15 @@ def clip_suffix(tok: Tokenizer, suffix: str, budget: int) -> tuple[list[int], in
     ids = tok.encode(text)
     if len(ids) <= budget:
         return ids, len(text)
-    lines = text.splitlines(keepends=True)
-    kept = ""
-    for line in lines:
-        if len(tok.encode(kept + line)) > budget:
-            break
-        kept += line
+    ends = list(itertools.accumulate(len(line) for line in text.splitlines(keepends=True)))
+    lo, hi = 0, len(ends)  # the most whole lines that fit: binary search, a few encodes
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(tok.encode(text[: ends[mid - 1]])) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    kept = text[: ends[lo - 1]] if lo else ""
     if not kept:  # one very long first line: cut tokens
         ids = ids[:budget]
         return ids, len(tok.decode(ids))

@@ -136,7 +136,7 @@ def denoise(
             bias = _constraint_bias(spec, forward_vocab=logits.shape[-1])
         logits = logits + bias
         if spec.content_rule is not None:
-            logits = logits + _content_bias(spec, tokens, masked, logits.shape[-1])
+            _block_early_ends(spec, tokens, masked, logits)
         if temperature > 0:
             logits = logits / temperature
         logp = torch.log_softmax(logits, dim=-1)  # (C, V)
@@ -268,25 +268,25 @@ def _undecided_or_text_before(masked: Tensor, content: Tensor) -> Tensor:
     return (torch.cumsum(open_or_text, 0) - open_or_text) > 0
 
 
-def _content_bias(spec: CanvasSpec, tokens: Tensor, masked: Tensor, forward_vocab: int) -> Tensor:
-    """-inf on pad and line breaks at a slot with only committed whitespace before it.
+def _block_early_ends(spec: CanvasSpec, tokens: Tensor, masked: Tensor, logits: Tensor) -> None:
+    """In place: -inf on pad and line breaks at a slot with only committed whitespace before it.
 
     A slot with open slots before it may still propose the end: text may come
     before it; `_keep_content_first` takes such an end back if it does not."""
     rule = spec.content_rule
     assert rule is not None
     _, content = _ends_and_content(rule, tokens, masked)
-    rows = torch.zeros(len(tokens), forward_vocab, dtype=torch.bool)  # (C, V)
-    rows[:, : rule.ends.shape[1]] = rule.ends[_rule_rows(len(tokens))]
-    rows &= ~_undecided_or_text_before(masked, content)[:, None]
-    return torch.where(rows, -torch.inf, 0.0)
+    blocked = (~_undecided_or_text_before(masked, content)).nonzero().flatten().tolist()
+    kinds = _rule_rows(len(tokens))
+    for slot in blocked:  # few: slot 0, and the slots after committed whitespace
+        logits[slot, : rule.ends.shape[1]].masked_fill_(rule.ends[kinds[slot]], -torch.inf)
 
 
 def _keep_content_first(spec: CanvasSpec, tokens: Tensor, masked: Tensor, committed_at: Tensor) -> None:
     """Re-open a committed end (pad or line break) that has only committed whitespace before it.
 
     Parallel policies may commit a pad at slot j and whitespace at every slot
-    before it in one step; the re-opened slot then meets `_content_bias` as the
+    before it in one step; the re-opened slot then meets `_block_early_ends` as the
     first open slot and gets text.  Each re-open follows a step that committed
     another slot, so the loop still ends."""
     assert spec.content_rule is not None
@@ -310,9 +310,11 @@ def _end_only_if_likely(probs: Tensor, proposal: Tensor, pad_id: int) -> Tensor:
     is spread over many tokens, so a weak model's argmax is often pad at a slot
     where it believes more in some text than in none.  Where pad wins the argmax
     with less than `END_PROBABILITY`, propose the best other token instead."""
-    weak_end = (proposal == pad_id) & (probs[:, pad_id] < END_PROBABILITY)
-    if not weak_end.any():
+    weak_end = ((proposal == pad_id) & (probs[:, pad_id] < END_PROBABILITY)).nonzero().flatten()
+    if not len(weak_end):
         return proposal
-    other = probs.clone()
+    other = probs[weak_end]  # a copy of those rows only
     other[:, pad_id] = -1.0
-    return torch.where(weak_end, other.argmax(-1), proposal)
+    proposal = proposal.clone()
+    proposal[weak_end] = other.argmax(-1)
+    return proposal
