@@ -1,7 +1,7 @@
 import torch
 
 from runtime.cache import ContextCache, crop, kv_nbytes
-from runtime.model import PRESETS, CanvasKV, InfillTransformer, ModelArgs
+from runtime.model import PRESETS, CanvasKV, InfillTransformer, ModelArgs, count_params
 
 
 def _model(seed=0):
@@ -143,9 +143,12 @@ def test_cast_matrices_keeps_autocast_logits_and_a_float32_embedding():
     model = _model()
     ids = torch.randint(5, 261, (1, 20), generator=torch.Generator().manual_seed(5))
     canvas = torch.arange(5, 21)[None]
+    size = count_params(model)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         want = model.denoise(canvas, model.encode(ids, None))
-        model.cast_matrices(torch.bfloat16)
+    model.cast_matrices(torch.bfloat16)
+    assert count_params(model) == size  # the head copy is not a new parameter of the model
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         got = model.denoise(canvas, model.encode(ids, None))
     assert torch.equal(got, want)
     assert model.embed.weight.dtype == torch.float32
