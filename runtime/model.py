@@ -208,7 +208,6 @@ class InfillTransformer(nn.Module):
             if isinstance(module, nn.Linear) and module is not self.head:
                 module.weight = nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
         self.head.weight = nn.Parameter(self.embed.weight.detach().to(dtype), requires_grad=False)
-        self.head_is_copy = True
 
     # ------------------------------------------------------------------ training
     def forward_train(self, ids: Tensor, ctx_len: int, key_valid: Tensor) -> Tensor:
@@ -256,7 +255,8 @@ class InfillTransformer(nn.Module):
 
 
 def count_params(model: nn.Module) -> int:
-    """The model's size as trained: the head is the embedding, also where `cast_matrices`
+    """The model's size as trained: the head is the embedding (tied), also where `cast_matrices`
     made it a separate inference copy."""
-    copy = getattr(model, "head_is_copy", False)
+    head, embed = getattr(model, "head", None), getattr(model, "embed", None)
+    copy = isinstance(model, InfillTransformer) and head.weight is not embed.weight
     return sum(p.numel() for name, p in model.named_parameters() if not (copy and name == "head.weight"))

@@ -277,9 +277,8 @@ def _block_early_ends(spec: CanvasSpec, tokens: Tensor, masked: Tensor, logits: 
     assert rule is not None
     _, content = _ends_and_content(rule, tokens, masked)
     blocked = (~_undecided_or_text_before(masked, content)).nonzero().flatten().tolist()
-    kinds = _rule_rows(len(tokens))
     for slot in blocked:  # few: slot 0, and the slots after committed whitespace
-        logits[slot, : rule.ends.shape[1]].masked_fill_(rule.ends[kinds[slot]], -torch.inf)
+        logits[slot, : rule.ends.shape[1]].masked_fill_(rule.ends[min(slot, 1)], -torch.inf)
 
 
 def _keep_content_first(spec: CanvasSpec, tokens: Tensor, masked: Tensor, committed_at: Tensor) -> None:

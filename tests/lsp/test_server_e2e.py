@@ -412,7 +412,7 @@ async def test_model_load_failure_keeps_the_server_up(bare_client: LanguageClien
     def shown() -> bool:
         return any(m.type == t.MessageType.Error and "failed to load" in m.message for m in client.messages)
 
-    # the message follows the status notification on the wire; wait for it rather than race it
+    # the server sends the message just before the status; wait for the client to have read it
     await wait_until(client, "window/showMessage", shown)
     uri = "file:///e2e/nomodel.py"
     open_doc(client, uri, "x = \n")
