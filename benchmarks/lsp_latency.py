@@ -27,11 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "benchmarks" / "data" / "textwrap_excerpt.py"
 sys.path.insert(0, str(ROOT))
 
-
-def percentile(values: list[float], q: float) -> float:
-    from dg_lsp.engine import percentile as p
-
-    return p(values, q)
+from runtime.measure import percentile  # noqa: E402 - after the path set-up
 
 
 async def replay(

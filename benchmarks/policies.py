@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from runtime.eval.heldout import iter_tasks, request_for
-from runtime.load import DEFAULT_MODEL_DIR, load_engine
+from runtime.load import DEFAULT_MODEL_DIR, load_embedded
+from runtime.measure import percentile
 
 BASE = ["sequential", "llada", "threshold", "entropy", "adaptive"]
 SWEEP = [
@@ -32,11 +33,6 @@ SWEEP = [
     "entropy:gamma=0.5", "entropy:gamma=1.0",
     "adaptive:gamma=0.1", "adaptive:gamma=0.5", "adaptive:gamma=1.0",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
 def run_policy(engine, tasks, policy: str, context_tokens: int, repeat: int = 3) -> dict:
@@ -60,8 +56,8 @@ def run_policy(engine, tasks, policy: str, context_tokens: int, repeat: int = 3)
         "fpt": forwards / max(tokens, 1),
         "tpf": tokens / max(forwards, 1),
         "remasked": remasked,
-        "p50": percentile(ms, 0.5),
-        "p95": percentile(ms, 0.95),
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
     }
 
 
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: no shipped model in models/dg-code-small: using the random 'tiny' preset "
               "(plumbing only, exact match is meaningless)", file=sys.stderr)
         model = "tiny"
-    engine = load_engine(model, threads=args.threads, dtype=args.dtype)
+    engine = load_embedded(model, threads=args.threads, dtype=args.dtype)
     tasks = list(iter_tasks(n_per_kind=args.n, kinds=args.kinds.split(",")))
     policies = args.policies.split(",") + (SWEEP if args.sweep else [])
     print(f"# model={engine.description} tasks={len(tasks)} threads={torch.get_num_threads()} "

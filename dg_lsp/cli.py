@@ -16,7 +16,8 @@ from pathlib import Path
 
 import msgspec
 
-from runtime.policies import POLICIES, make_policy
+from dg_lsp import serve
+from runtime.policy_spec import POLICY_NAMES
 from runtime.types import DTYPES, InfillRequest, RuntimeError_
 
 EXIT_USAGE = 2
@@ -52,15 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("serve", help="run the language server (stdio, or --tcp for debugging)")
-    try:
-        from dg_lsp import serve
-    except ImportError:  # the server module is optional for the runtime-only commands
-        serve = None
-    if serve is not None:
-        serve.add_arguments(s)
-        s.set_defaults(func=serve.run)
-    else:
-        s.set_defaults(func=lambda a: _missing("the language server (dg_lsp/serve.py)"))
+    serve.add_arguments(s)
+    s.set_defaults(func=serve.run)
 
     s = sub.add_parser("infill", help="print the infill at FILE:LINE:COL (1-based line and column)")
     s.add_argument("location", metavar="FILE:LINE:COL")
@@ -95,7 +89,8 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--trust-remote-code", action="store_true",
                    help="let a masked model folder run its own modeling code (only folders you trust)")
     s.add_argument("--policy", default="adaptive",
-                   help=f"one of: {', '.join(POLICIES)}; options as NAME:KEY=VALUE,... (threshold:tau=0.8)")
+                   help=f"one of: {', '.join(POLICY_NAMES)}; options as NAME:KEY=VALUE,... "
+                        "(threshold:tau=0.8)")
     s.add_argument("--max-tokens", type=int, default=64, help="upper bound on generated tokens")
     s.add_argument("--deadline-ms", type=float, default=None, help="anytime deadline (adaptive policy)")
     s.add_argument("--context-tokens", type=int, default=1024, help="token budget for prefix+suffix")
@@ -110,16 +105,11 @@ def _model_options(s: argparse.ArgumentParser) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    make_policy(args.policy, 32)  # raises BadRequest naming the bad policy or option
-    if args.max_tokens < 1:
-        raise UserError(f"--max-tokens must be >= 1, got {args.max_tokens}")
-    if args.context_tokens < 16:
-        raise UserError(f"--context-tokens must be >= 16, got {args.context_tokens}")
-    if args.deadline_ms is not None and args.deadline_ms <= 0:
-        raise UserError(f"--deadline-ms must be > 0, got {args.deadline_ms}")
+    """Before the model loads: a request with these options raises `BadRequest` naming a bad one."""
+    _request(args, "", "")
 
 
-def _engine(args: argparse.Namespace):
+def _backend(args: argparse.Namespace):
     from runtime.load import load_backend
 
     return load_backend(args.model, device=args.device, threads=args.threads, dtype=args.dtype,
@@ -183,15 +173,15 @@ def cmd_infill(args: argparse.Namespace) -> int:
     _check_options(args)
     path, line, col = parse_location(args.location)
     prefix, suffix = split_at(read_text(path), line, col, str(path))
-    engine = _engine(args)
-    result = engine.infill(_request(args, prefix, suffix))
+    backend = _backend(args)
+    result = backend.infill(_request(args, prefix, suffix))
     sys.stdout.write(result.text)
     if not result.text.endswith("\n"):
         sys.stdout.write("\n")
     if args.stats:
         s = result.stats
         print(
-            f"model={engine.description} policy={args.policy} forwards={s.forwards} tokens={s.tokens} "
+            f"model={backend.description} policy={args.policy} forwards={s.forwards} tokens={s.tokens} "
             f"tokens/forward={s.tokens_per_forward:.2f} remasked={s.remasked} ms={s.ms:.1f}",
             file=sys.stderr,
         )
@@ -220,7 +210,7 @@ def read_tasks(lines: Iterator[str]) -> Iterator[tuple[int, Task | str]]:
 def cmd_batch(args: argparse.Namespace) -> int:
     _check_options(args)
     inp = sys.stdin if args.inp == "-" else _open_in(Path(args.inp))
-    engine = _engine(args)
+    backend = _backend(args)
     out = sys.stdout if args.out == "-" else _open_out(Path(args.out))
     encoder = msgspec.json.Encoder()
     done = skipped = 0
@@ -231,7 +221,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 print(f"dg-lsp: {args.inp}:{n}: skipped malformed task: {task}", file=sys.stderr)
                 skipped += 1
                 continue
-            r = engine.infill(_request(args, task.prefix, task.suffix))
+            r = backend.infill(_request(args, task.prefix, task.suffix))
             row = {"id": task.id, "text": r.text, "forwards": r.stats.forwards,
                    "tokens": r.stats.tokens, "ms": round(r.stats.ms, 3)}
             out.write(encoder.encode(row).decode() + "\n")
@@ -273,10 +263,6 @@ def _delegate(module: str, argv: list[str]) -> int:
     except ImportError as e:
         raise UserError(f"{module} is not available: {e}") from None
     return int(mod.main(argv) or 0)
-
-
-def _missing(what: str) -> int:
-    raise UserError(f"{what} is not installed")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Document text + LSP position -> where and what to infill (pure; no server state).
+"""Document text + LSP position -> the infill site: where the fill goes and the text around it
+(pure; no server state).  `dg_lsp.requests` turns a site into requests.
 
 Positions arrive in the negotiated position encoding (UTF-16 unless the client
 offered otherwise) and are clamped: a line past the end means the end of the
@@ -13,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.types import InfillRequest
+from runtime.context import CHARS_PER_TOKEN
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 
@@ -22,8 +23,6 @@ _AUTO_CLOSED = re.compile(r"""^[\s)\]}>"'`;,:]*$""")
 _BLOCK_OPENER = re.compile(r"""(:|\{|\(|\[|=>|->|\bdo|\bthen|\bbegin)\s*$""")
 _WORD_CHAR = re.compile(r"\w")
 
-PREFIX_CHARS_PER_TOKEN = 8
-"""A character window this wide per context token is always enough (no token is shorter than 1 char)."""
 PREFIX_QUANTUM = 4096
 """The prefix window starts on this grid, so it stays put while the user types (context cache hits)."""
 
@@ -103,7 +102,7 @@ def to_model_text(text: str) -> str:
 
 def prefix_window(text: str, end: int, context_tokens: int) -> str:
     """The text before `end` the model may need, starting on a line start on a fixed grid."""
-    start = max(0, end - context_tokens * PREFIX_CHARS_PER_TOKEN)
+    start = max(0, end - context_tokens * CHARS_PER_TOKEN)
     start = (start // PREFIX_QUANTUM) * PREFIX_QUANTUM
     if start > 0:
         nl = text.find("\n", start, end)
@@ -112,7 +111,7 @@ def prefix_window(text: str, end: int, context_tokens: int) -> str:
 
 
 def suffix_window(text: str, start: int, context_tokens: int) -> str:
-    return text[start : start + context_tokens * PREFIX_CHARS_PER_TOKEN // 2]
+    return text[start : start + context_tokens * CHARS_PER_TOKEN // 2]
 
 
 def is_multiline_site(before: str, after: str, prev_lines: Sequence[str], next_lines: Sequence[str]) -> bool:
@@ -200,60 +199,3 @@ def word_before(line_before: str) -> str:
     while i > 0 and _WORD_CHAR.match(line_before[i - 1]):
         i -= 1
     return line_before[i:]
-
-
-def infill_request(
-    site: Site,
-    *,
-    max_tokens: int,
-    policy: str,
-    deadline_ms: float | None,
-    context_tokens: int,
-    single_line: bool | None = None,
-    seed: int = 0,
-    temperature: float = 0.0,
-) -> InfillRequest:
-    one_line = site.single_line if single_line is None else single_line
-    return InfillRequest(
-        prefix=site.prefix,
-        suffix=site.suffix,
-        # a rest-of-line completion is short (Copilot caps it at 20 tokens; p95 line is 73 chars)
-        max_tokens=min(max_tokens, 32) if one_line else max_tokens,
-        policy=policy,
-        deadline_ms=deadline_ms,
-        temperature=temperature,
-        seed=seed,
-        context_tokens=context_tokens,
-        single_line=one_line,
-    )
-
-
-def selection_request(
-    lines: Sequence[str],
-    start: Cursor,
-    end: Cursor,
-    *,
-    policy: str,
-    deadline_ms: float | None,
-    context_tokens: int,
-    canvas_len: int,
-    text: str | None = None,
-) -> InfillRequest:
-    """Mask the selected text and regenerate it from both sides.
-
-    The canvas is sized from the selection (in characters, a safe upper bound on
-    tokens) so short selections stay short; pads let it shrink, further canvases
-    let it grow up to twice the selection.
-    """
-    text = "".join(lines) if text is None else text
-    selected = to_model_text(text[start.offset : end.offset])
-    size = max(4, min(len(selected) + 4, canvas_len))
-    return InfillRequest(
-        prefix=to_model_text(prefix_window(text, start.offset, context_tokens)),
-        suffix=to_model_text(suffix_window(text, end.offset, context_tokens)),
-        max_tokens=max(8, 2 * len(selected) + 8),
-        policy=policy,
-        deadline_ms=deadline_ms,
-        context_tokens=context_tokens,
-        canvas_tokens=size,
-    )

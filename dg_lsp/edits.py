@@ -9,6 +9,7 @@ the text after it is dropped rather than shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from lsprotocol import types as t
 
@@ -35,25 +36,23 @@ def document_text(text: str, eol: str) -> str:
 
 
 def clean_fill(fill: str, site: Site) -> str | None:
-    """The fill as it may be shown, or None when there is nothing worth showing."""
-    fill = fill.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL)
-    if site.single_line:
-        fill = fill.split("\n", 1)[0]
-    fill = fill.rstrip()
-    if not fill.strip():
-        return None
-    after = site.suffix[len(site.closers) :]
-    # never repeat the suffix: drop trailing fill lines that are the suffix's next lines
-    suffix_lines = [ln.strip() for ln in after.split("\n") if ln.strip()][:3]
-    fill_lines = fill.split("\n")
-    for n in range(min(len(suffix_lines), len(fill_lines)), 0, -1):
-        if [ln.strip() for ln in fill_lines[-n:]] == suffix_lines[:n]:
-            fill = "\n".join(fill_lines[:-n]).rstrip()
-            break
-    rest_of_line = after.split("\n", 1)[0].strip()
+    """The fill as it may be shown, or None when there is nothing worth showing: empty, only
+    whitespace, or a copy of the rest of the line.  (The runtime already cut a single line and
+    trimmed the tail that repeats the suffix.)"""
+    fill = fill.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROL).rstrip()
+    rest_of_line = site.suffix[len(site.closers) :].split("\n", 1)[0].strip()
     if not fill.strip() or (rest_of_line and fill.strip() == rest_of_line):
         return None
     return fill
+
+
+@dataclass(frozen=True)
+class Shown:
+    """Inline items and the fills they show (document text, without the auto-closed characters
+    the items carry), which the typing cache remembers."""
+
+    items: list[t.InlineCompletionItem]
+    fills: list[str]
 
 
 def inline_items(
@@ -64,19 +63,22 @@ def inline_items(
     encoding: str = UTF16,
     eol: str = "\n",
     limit: int = 3,
-) -> list[t.InlineCompletionItem]:
+) -> Shown:
     """Distinct items: each replaces `site.start..site.end` and carries the auto-closed characters."""
     items: list[t.InlineCompletionItem] = []
+    shown: list[str] = []
     seen: set[str] = set()
     rng = lsp_range(lines, site.start, site.end, encoding)
     for fill in fills:
         clean = clean_fill(fill, site)
         if clean is None:
             continue
-        insert = site.typed + document_text(clean, eol) + site.closers
+        text = site.typed + document_text(clean, eol)
+        insert = text + site.closers
         if insert in seen:
             continue
         seen.add(insert)
+        shown.append(text)
         items.append(
             t.InlineCompletionItem(
                 insert_text=insert,
@@ -86,7 +88,7 @@ def inline_items(
         )
         if len(items) >= limit:
             break
-    return items
+    return Shown(items, shown)
 
 
 def accepted_command(kind: str, fill: str) -> t.Command:

@@ -15,9 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dg_lsp.context import prefix_window, suffix_window, to_model_text
-from runtime.types import InfillRequest
-
 
 @dataclass(frozen=True)
 class Span:
@@ -202,23 +199,9 @@ class RewritePlan:
         self.spans = [s for s in inside if s.prose]
         self._pos = self.start
 
-    def request(
-        self, span: Span, *, remask: float, policy: str, context_tokens: int, deadline_ms: float | None,
-        seed: int = 0,
-    ) -> InfillRequest:
-        before = self.text[: self.start] + "".join(self._out) + self.text[self._pos : span.start]
-        draft = to_model_text(self.text[span.start : span.end])
-        return InfillRequest(
-            prefix=to_model_text(prefix_window(before, len(before), context_tokens)),
-            suffix=to_model_text(suffix_window(self.text, span.end, context_tokens)),
-            max_tokens=len(draft) + 8,
-            policy=policy,
-            deadline_ms=deadline_ms,
-            context_tokens=context_tokens,
-            draft=draft,
-            remask=remask,
-            seed=seed,
-        )
+    def before(self, span: Span) -> str:
+        """The document text before `span` as it now stands: rewritten spans included."""
+        return self.text[: self.start] + "".join(self._out) + self.text[self._pos : span.start]
 
     def accept(self, span: Span, new: str | None) -> None:
         """Record the model's text for `span` (None keeps the original)."""

@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from runtime.policies import POLICIES
+from runtime.policy_spec import POLICY_NAMES
 from runtime.types import DTYPES
 
 
@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device: cpu, cuda, cuda:N, mps (overrides dgLsp.device)")
     parser.add_argument("--threads", type=int, help="torch threads (overrides dgLsp.threads)")
     parser.add_argument("--dtype", choices=DTYPES, help="matrix-product dtype (overrides dgLsp.dtype)")
-    parser.add_argument("--policy", choices=list(POLICIES), help="unmasking policy (overrides dgLsp.policy)")
+    parser.add_argument("--policy", choices=list(POLICY_NAMES),
+                        help="unmasking policy (overrides dgLsp.policy)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 

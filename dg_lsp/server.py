@@ -1,9 +1,15 @@
-"""The language server: LSP methods -> pure translation -> the infill service -> LSP results.
+"""The language server: LSP methods -> pure translation -> the worker -> LSP results.
 
-Read top to bottom this is the table of contents of dg-lsp; the work is in
-`context` (document + position -> request), `edits` (result -> items and
-edits), `markdown` (structure-preserving rewrite), `settings` and `engine`
-(the worker thread with cancel flags, the typing cache and statistics).
+Read top to bottom this is the table of contents of dg-lsp.  A request's path:
+
+    documents     which open document, a command's target
+    context       document + position -> the infill site
+    requests      site + settings -> InfillRequests (the one place they are built)
+    typing_cache  a suggestion being typed is answered without the model
+    session       settings, model lifecycle, status, progress; awaits the worker
+    worker        one thread runs the backend (runtime.backends), with cancel flags
+    edits         results -> inline items, completion items, edits
+    markdown      the structure-preserving plan of dg.rewriteMarkdown
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from typing import Any
 
 from lsprotocol import types as t
 
-from dg_lsp.context import eol_of, locate, selection_request, site_at
+from dg_lsp.context import eol_of, locate, site_at
+from dg_lsp.documents import apply_edit, command_target, selected_completion
 from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, replace_edit
 from dg_lsp.markdown import RewritePlan
+from dg_lsp.requests import inline_requests, rewrite_request, selection_request
 from dg_lsp.session import DgServer
 
 FILL_SELECTION = "dg.fillSelection"
@@ -52,16 +60,15 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
         return t.InlineCompletionList(items=[])
     lines, text = doc.lines, doc.source
     cursor = locate(lines, params.position.line, params.position.character, ls.encoding)
-    selected = ls.selected_completion(lines, params.context.selected_completion_info)
+    selected = selected_completion(lines, params.context.selected_completion_info, ls.encoding)
     site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, selected=selected, text=text)
-    if (rest := ls.typing_hit(doc.uri, text, cursor.offset, site)) is not None:
-        fills = rest
-    else:
+    fills = None if site.typed else ls.typing.lookup(doc.uri, text, cursor.offset)
+    if fills is None:
         invoked = params.context.trigger_kind == t.InlineCompletionTriggerKind.Invoked
-        fills = await ls.fills(doc.uri, site, invoked=invoked)
-    items = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
-    ls.remember_shown(doc.uri, text, cursor.offset, site, items)
-    return t.InlineCompletionList(items=items)
+        fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=invoked))
+    shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
+    ls.typing.remember(doc.uri, text, cursor.offset, [] if site.typed else shown.fills)
+    return t.InlineCompletionList(items=shown.items)
 
 
 @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions())
@@ -73,7 +80,7 @@ async def completion(ls: DgServer, params: t.CompletionParams) -> t.CompletionLi
     lines = doc.lines
     cursor = locate(lines, params.position.line, params.position.character, ls.encoding)
     site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, text=doc.source)
-    fills = await ls.fills(doc.uri, site, invoked=False)
+    fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=False))
     items = [completion_item(lines, site, f, encoding=ls.encoding, eol=eol_of(lines)) for f in fills]
     return t.CompletionList(is_incomplete=True, items=[i for i in items if i is not None])
 
@@ -81,35 +88,32 @@ async def completion(ls: DgServer, params: t.CompletionParams) -> t.CompletionLi
 @server.command(FILL_SELECTION)
 async def fill_selection(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
     """{uri, range}: mask the selection, regenerate it from both sides, apply it."""
-    doc = ls.command_target(args, FILL_SELECTION, range_required=True)
-    s = ls.settings
-    request = selection_request(
-        doc.lines, doc.start, doc.end, policy=s.policy, deadline_ms=s.invoked_budget_ms,
-        context_tokens=s.context_tokens, canvas_len=ls.canvas_len, text=doc.text,
-    )
+    doc = command_target(ls.workspace, args, FILL_SELECTION, ls.encoding, range_required=True)
+    request = selection_request(doc.text, doc.start.offset, doc.end.offset, ls.settings, ls.canvas_len)
     result = await ls.run_command_infill(request)
     if result is None:
         return None
     old = doc.text[doc.start.offset : doc.end.offset]
     edit = replace_edit(doc.lines, doc.start, doc.end, old, result.text,
                         encoding=ls.encoding, eol=eol_of(doc.lines), shrink=False)
-    return await ls.apply(doc, [edit], "dg: fill selection")
+    return await apply_edit(ls, doc, [edit], "dg: fill selection")
 
 
 @server.command(REWRITE_MARKDOWN)
 async def rewrite_markdown(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
     """{uri, range?}: re-denoise the prose of a Markdown document, keeping its structure."""
-    doc = ls.command_target(args, REWRITE_MARKDOWN, range_required=False)
+    doc = command_target(ls.workspace, args, REWRITE_MARKDOWN, ls.encoding, range_required=False,
+                         markdown_only=True)
     plan = RewritePlan(doc.text, doc.start.offset, doc.end.offset)
     async with ls.progress("dg-lsp: rewriting Markdown", len(plan.spans)) as step:
         for span in plan.spans:
-            result = await ls.run_command_infill(ls.rewrite_request(plan, span))
+            result = await ls.run_command_infill(rewrite_request(plan, span, ls.settings))
             plan.accept(span, None if result is None else result.text)
             step()
     old = doc.text[doc.start.offset : doc.end.offset]
     edit = replace_edit(doc.lines, doc.start, doc.end, old, plan.result(),
                         encoding=ls.encoding, eol=eol_of(doc.lines))
-    return await ls.apply(doc, [edit], "dg: rewrite Markdown")
+    return await apply_edit(ls, doc, [edit], "dg: rewrite Markdown")
 
 
 @server.command(STATS)

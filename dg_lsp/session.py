@@ -1,10 +1,10 @@
-"""The server object: settings, model lifecycle, status, and the helpers handlers share.
+"""The server object: settings, model lifecycle, status and progress.
 
-`server.py` holds the LSP handlers; this module holds the state they use, so
-each handler stays a few lines.  Model loading runs in a thread after
-`initialized` and reports `dg/status` (loading, ready, busy, error) plus
-work-done progress; a model that fails to load leaves the server up with
-empty completions.
+`server.py` holds the LSP handlers; this module holds the state they share.
+Model loading runs in a thread after `initialized` and reports `dg/status`
+(loading, ready, busy, error) plus work-done progress; a model that fails to
+load leaves the server up with empty completions.  Nothing here imports torch:
+the runtime's loader is imported when the first model loads.
 """
 
 from __future__ import annotations
@@ -13,46 +13,29 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 from lsprotocol import types as t
 from pygls.capabilities import get_capability
-from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from dg_lsp import __version__
-from dg_lsp.context import UTF16, Cursor, Site, infill_request, locate
-from dg_lsp.edits import workspace_edit
-from dg_lsp.engine import InfillService, TypingCache
-from dg_lsp.markdown import RewritePlan, Span
+from dg_lsp.context import UTF16
+from dg_lsp.documents import open_document
 from dg_lsp.settings import SECTION, Settings, from_initialization_options, parse_settings
+from dg_lsp.typing_cache import TypingCache
+from dg_lsp.worker import InfillService
+from runtime.measure import rss_bytes
 from runtime.types import InfillRequest, InfillResult, ModelLoadError, RuntimeError_
 
 log = logging.getLogger("dg_lsp")
 
 STATUS_METHOD = "dg/status"
-MARKDOWN_LANGUAGES = {"markdown", "md", "mdx", "quarto", "rmd"}
-REWRITE_REMASK = 0.5
-"""Fraction of a prose span's tokens re-masked by dg.rewriteMarkdown."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A command's document snapshot and clamped range."""
-
-    uri: str
-    version: int | None
-    language_id: str | None
-    lines: Sequence[str]
-    text: str
-    start: Cursor
-    end: Cursor
 
 
 class DgServer(LanguageServer):
@@ -117,23 +100,23 @@ class DgServer(LanguageServer):
                     load_backend, model, device=device, threads=threads, dtype=dtype,
                     remote_model=remote_model, allow_remote_code=trust_remote_code,
                 )
-                engine, error = await self._loop.run_in_executor(None, load), None
+                backend, error = await self._loop.run_in_executor(None, load), None
             except ModelLoadError as e:
-                engine, error = None, str(e)
+                backend, error = None, str(e)
             except Exception as e:  # torch errors (bad device, out of memory) are reported the same way
-                engine, error = None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                backend, error = None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
         if generation != self._generation:
             return  # a newer configuration is loading
         self._loading = None
-        self.service.engine = engine
-        if engine is None:
+        self.service.backend = backend
+        if backend is None:
             self._loaded = None
             message = f"dg-lsp: model failed to load: {error}"
             self.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=message))
             self.set_status("error", f"model {model!r} failed to load: {error}")
         else:
             self._loaded = key
-            self.set_status("ready", f"{engine.description} on {device}")
+            self.set_status("ready", f"{backend.description} on {device}")
 
     def set_status(self, state: str, message: str) -> None:
         self.state, self.state_message = state, message
@@ -194,47 +177,21 @@ class DgServer(LanguageServer):
 
     @property
     def canvas_len(self) -> int:
-        engine = self.service.engine
-        return int(getattr(engine, "canvas_len", 32))
-
-    def open_document(self, uri: str) -> TextDocument | None:
-        """Only documents the client opened (never read from disk behind its back)."""
-        docs = self.workspace.text_documents
-        return docs.get(uri) or docs.get(_unquote(uri))
+        backend = self.service.backend
+        return int(getattr(backend, "canvas_len", 32))
 
     def completion_document(self, uri: str) -> TextDocument | None:
-        doc = self.open_document(uri)
-        if doc is None or self.service.engine is None:
+        """The open document at `uri` if it gets completions now (a model, an enabled language)."""
+        doc = open_document(self.workspace, uri)
+        if doc is None or self.service.backend is None:
             return None
         return doc if self.settings.language_enabled(doc.language_id or "") else None
 
-    def selected_completion(
-        self, lines: Sequence[str], info: t.SelectedCompletionInfo | None
-    ) -> tuple[Cursor, Cursor, str] | None:
-        if info is None:
-            return None
-        r = info.range
-        start = locate(lines, r.start.line, r.start.character, self.encoding)
-        end = locate(lines, r.end.line, r.end.character, self.encoding)
-        return start, end, info.text
-
     # ------------------------------------------------------------------- infill
-    async def fills(self, uri: str, site: Site, *, invoked: bool) -> list[str]:
-        """Automatic: one fill within the automatic budget.  Invoked: rest of line, block, sample."""
-        s = self.settings
-        common = dict(max_tokens=s.max_tokens, policy=s.policy, context_tokens=s.context_tokens)
-        if invoked:
-            budget = s.invoked_budget_ms
-            variants: list[dict[str, Any]] = [
-                dict(single_line=True),
-                dict(single_line=False),
-                dict(single_line=site.single_line, temperature=0.8, seed=1),
-            ]
-        else:
-            budget, variants = s.automatic_budget_ms, [{}]
+    async def fills(self, uri: str, requests: list[InfillRequest]) -> list[str]:
+        """The texts of `requests`, in order, until one is superseded or fails (cancel-previous by `uri`)."""
         out = []
-        for v in variants:
-            request = infill_request(site, deadline_ms=budget, **common, **v)
+        for request in requests:
             try:
                 r = await self.service.infill(request, key=uri)
             except RuntimeError_ as e:  # e.g. a remote model server that is down or slow
@@ -246,108 +203,25 @@ class DgServer(LanguageServer):
                 break
             if r is None:  # superseded or dropped
                 break
-            if self.state == "error" and self.service.engine is not None:  # recovered
-                self.set_status("ready", self.service.engine.description)
+            if self.state == "error" and self.service.backend is not None:  # recovered
+                self.set_status("ready", self.service.backend.description)
             out.append(r.text)
         return out
 
-    def typing_hit(self, uri: str, text: str, offset: int, site: Site) -> list[str] | None:
-        if site.typed:
-            return None
-        self.service.stats.typing_lookups += 1
-        rest = self.typing.lookup(uri, text, offset)
-        if rest is not None:
-            self.service.stats.typing_hits += 1
-        return rest
-
-    def remember_shown(
-        self, uri: str, text: str, offset: int, site: Site, items: list[t.InlineCompletionItem]
-    ) -> None:
-        if site.typed:
-            self.typing.forget(uri)
-            return
-        fills = []
-        for item in items:
-            insert = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
-            fills.append(insert[: len(insert) - len(site.closers)] if site.closers else insert)
-        self.typing.remember(uri, text, offset, fills)
-
-    # ------------------------------------------------------------------ commands
-    def command_target(self, args: tuple[Any, ...], name: str, *, range_required: bool) -> Target:
-        """The one object argument of a command -> a document snapshot and clamped range."""
-        arg = args[0] if len(args) == 1 else None
-        if not isinstance(arg, dict) or not isinstance(arg.get("uri"), str):
-            got = repr(list(args))[:200]
-            raise JsonRpcInvalidParams(f"{name} takes one object argument {{uri, range}}, got {got}")
-        doc = self.open_document(arg["uri"])
-        if doc is None:
-            raise JsonRpcInvalidParams(f"{name}: document {arg['uri']} is not open")
-        lines, rng = doc.lines, arg.get("range")
-        if rng is None and not range_required:
-            start, end = Cursor(0, 0, 0), locate(lines, len(lines), 0, self.encoding)
-        else:
-            try:
-                a = locate(lines, int(rng["start"]["line"]), int(rng["start"]["character"]), self.encoding)
-                b = locate(lines, int(rng["end"]["line"]), int(rng["end"]["character"]), self.encoding)
-            except (TypeError, KeyError, ValueError):
-                raise JsonRpcInvalidParams(f"{name}: bad range {rng!r:.200}") from None
-            start, end = (a, b) if a.offset <= b.offset else (b, a)
-        if name.endswith("rewriteMarkdown") and not _is_markdown(doc):
-            raise JsonRpcInvalidParams(f"{name}: {doc.uri} is not a Markdown document ({doc.language_id})")
-        return Target(doc.uri, doc.version, doc.language_id, lines, doc.source, start, end)
-
     async def run_command_infill(self, request: InfillRequest) -> InfillResult | None:
-        if self.service.engine is None:
+        if self.service.backend is None:
             raise JsonRpcInternalError(f"dg-lsp: no model ({self.state}: {self.state_message})")
         return await self.service.infill(request)
 
-    def rewrite_request(self, plan: RewritePlan, span: Span) -> InfillRequest:
-        s = self.settings
-        return plan.request(
-            span, remask=REWRITE_REMASK, policy=s.policy, context_tokens=s.context_tokens,
-            deadline_ms=s.invoked_budget_ms,
-        )
-
-    async def apply(self, target: Target, edits: list[t.TextEdit], label: str) -> t.WorkspaceEdit:
-        """Apply with workspace/applyEdit (versioned when the client allows) and return the edit."""
-        caps = self.client_capabilities
-        versioned = bool(get_capability(caps, "workspace.workspace_edit.document_changes", False))
-        edit = workspace_edit(target.uri, target.version, edits, document_changes=versioned)
-        current = self.open_document(target.uri)
-        if current is None or current.version != target.version:
-            raise JsonRpcInternalError(f"{label}: the document changed while generating; nothing applied")
-        result = await self.workspace_apply_edit_async(t.ApplyWorkspaceEditParams(edit=edit, label=label))
-        if not result.applied:
-            log.warning("%s: client did not apply the edit: %s", label, result.failure_reason)
-        return edit
-
     def stats(self) -> dict[str, Any]:
-        engine = self.service.engine
+        backend = self.service.backend
         out: dict[str, Any] = {
             "state": self.state,
-            "model": getattr(engine, "description", None),
+            "model": getattr(backend, "description", None),
             "accepted": self.accepted,
-            "rssMb": round(_rss_bytes() / 2**20, 1),
+            "rssMb": round(rss_bytes() / 2**20, 1),
         }
-        cache_stats = engine.cache_stats() if engine is not None else None
+        cache_stats = backend.cache_stats() if backend is not None else None
         out.update(self.service.stats.as_dict(cache_stats, self.service.pending))
+        out.update(self.typing.stats())
         return out
-
-
-def _is_markdown(doc: TextDocument) -> bool:
-    language = (doc.language_id or "").lower()
-    return language in MARKDOWN_LANGUAGES or doc.uri.lower().endswith((".md", ".markdown"))
-
-
-def _unquote(uri: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(uri)
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0

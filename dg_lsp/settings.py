@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from runtime.policies import make_policy
+from runtime.policy_spec import parse_policy
 from runtime.types import DTYPES, BadRequest
 
 SECTION = "dgLsp"
@@ -77,7 +77,7 @@ def _check_choice(name: str, value: Any) -> str | None:
     """Constraints msgspec types cannot say: returns a problem or None."""
     if name == "policy":
         try:
-            make_policy(value, 32)
+            parse_policy(value)
         except BadRequest as e:
             return f"{name}: {e}"
     if name == "device" and not _DEVICE.match(value):

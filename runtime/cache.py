@@ -4,29 +4,31 @@ Context tokens are encoded causally, so the K/V of a token depends only on the
 tokens before it: for a new context we can take the K/V of the longest common
 prefix with any cached context and encode only the tail.  Memory is bounded by
 bytes, evicting the least recently used entry.
+
+`ContextCache.encode` gives a request its `EncodedContext`: the context's K/V
+(reused where it can), the forward of a canvas over it, and its growth when a
+finished canvas becomes context (`runtime.blocks`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.model import KV
+import torch
+
+from runtime.model import KV, CanvasKV, InfillTransformer
+from runtime.types import CacheStats, Cancelled
+
+ENCODE_CHUNK = 256
+"""Context tokens encoded per forward; the cancel flag is checked between chunks."""
 
 
 @dataclass
 class _Entry:
     ids: tuple[int, ...]
     kv: KV
-    nbytes: int
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    lookups: int
-    hits: int
-    reused_tokens: int
-    entries: int
     nbytes: int
 
 
@@ -39,7 +41,8 @@ def crop(kv: KV, n: int) -> KV:
     return [(k[:, :, :n], v[:, :, :n]) for k, v in kv]
 
 
-def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+def common_prefix(a: tuple[int, ...] | list[int], b: list[int]) -> int:
+    """Length of the common prefix of two id sequences."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -60,7 +63,7 @@ class ContextCache:
         self._lookups += 1
         best_key, best_n = None, 0
         for key, entry in self._entries.items():
-            n = _common_prefix(entry.ids, ids)
+            n = common_prefix(entry.ids, ids)
             if n > best_n:
                 best_key, best_n = key, n
         if best_key is None:
@@ -93,3 +96,52 @@ class ContextCache:
 
     def _drop(self, key: int) -> None:
         self._bytes -= self._entries.pop(key).nbytes
+
+    def encode(
+        self,
+        model: InfillTransformer,
+        ids: list[int],
+        device: torch.device,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> EncodedContext:
+        """The context K/V for `ids`, reusing the longest cached prefix.
+
+        A long uncached context is encoded in chunks with a cancel check between them."""
+        n, past = self.lookup(ids)
+        if n == len(ids) and past is not None:  # identical context
+            return EncodedContext(model, self, list(ids), past, device, cached=n)
+        kv = past if n > 0 else None
+        for start in range(n, len(ids), ENCODE_CHUNK):
+            if start > n and should_cancel is not None and should_cancel():
+                raise Cancelled("cancelled while encoding the context")
+            chunk = torch.tensor([ids[start : start + ENCODE_CHUNK]], device=device)  # (1, T)
+            kv = model.encode(chunk, kv)
+        assert kv is not None
+        self.store(ids, kv)
+        return EncodedContext(model, self, list(ids), kv, device, cached=n)
+
+
+class EncodedContext:
+    """One request's context K/V: canvases are denoised over it, finished ones appended to it."""
+
+    def __init__(
+        self, model: InfillTransformer, cache: ContextCache, ids: list[int], kv: KV, device: torch.device,
+        *, cached: int,
+    ) -> None:
+        self.model, self.cache, self.ids, self.kv, self.device = model, cache, ids, kv, device
+        self.cached = cached
+        """Context tokens whose K/V came from the cache."""
+
+    def forward(self, spec) -> Callable[[torch.Tensor], torch.Tensor]:
+        room = CanvasKV(self.kv, spec.length)  # the context's K/V, copied once for all the steps
+        model, device = self.model, self.device
+
+        def forward(canvas: torch.Tensor) -> torch.Tensor:
+            return model.denoise(canvas[None].to(device), room)[0].cpu()  # (C, V)
+
+        return forward
+
+    def append(self, body: list[int]) -> None:
+        self.ids.extend(body)
+        self.kv = self.model.encode(torch.tensor([body], device=self.device), self.kv)
+        self.cache.store(self.ids, self.kv)

@@ -17,12 +17,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from runtime.backend import InfillBackend
-from runtime.backends.hf import one_line, read_config
-from runtime.engine import EmbeddedEngine
+from runtime.backends.base import Backend
+from runtime.backends.embedded import EmbeddedBackend
+from runtime.measure import cpu_has_native_bf16
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
-from runtime.types import DTYPES, ModelLoadError
+from runtime.types import DTYPES, ModelLoadError, one_line
 
 FORMAT = "dg-lsp-embedded"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dg-code-small"
@@ -48,25 +48,25 @@ def resolve(spec: str) -> str | Path:
     return Path(spec).expanduser()
 
 
-def load_engine(
+def load_embedded(
     spec: str = "default",
     *,
     device: str = "cpu",
     threads: int | None = None,
     seed: int = 0,
     dtype: str = "auto",
-) -> EmbeddedEngine:
+) -> EmbeddedBackend:
     set_threads(threads)
     where = resolve(spec)
     if isinstance(where, str):  # random presets are for tests: float32 unless asked, on every machine
         compute = None if dtype == "auto" else resolve_embedded_dtype(dtype, device)
-        return random_engine(where, device=device, seed=seed, compute_dtype=compute)
+        return random_embedded(where, device=device, seed=seed, compute_dtype=compute)
     compute = resolve_embedded_dtype(dtype, device)
     model, tok, name, max_context = load_folder(where)
     model = model.to(device)
     if compute is not None:
         model.cast_matrices(compute)
-    return EmbeddedEngine(
+    return EmbeddedBackend(
         model,
         tok,
         device=device,
@@ -98,18 +98,9 @@ def resolve_embedded_dtype(dtype: str, device: str) -> torch.dtype | None:
     return None
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in the CPU flags (Linux); False where they cannot be read."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-
-
-def random_engine(
+def random_embedded(
     preset: str, *, device: str = "cpu", seed: int = 0, compute_dtype: torch.dtype | None = None
-) -> EmbeddedEngine:
+) -> EmbeddedBackend:
     """A random-weight preset with the byte-level tokenizer (tests and plumbing only)."""
     args = PRESETS[preset]
     tok = Tokenizer.byte_level()
@@ -121,9 +112,27 @@ def random_engine(
     model = InfillTransformer(args).to(device)
     if compute_dtype is not None:
         model.cast_matrices(compute_dtype)
-    return EmbeddedEngine(
+    return EmbeddedBackend(
         model, tok, device=device, description=f"{preset} (random weights)", compute_dtype=compute_dtype
     )
+
+
+def read_config(path: Path) -> dict:
+    """A model folder's config.json (it must exist and be a JSON object)."""
+    if not path.exists():
+        raise ModelLoadError(f"model folder {path} does not exist")
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} is not a folder")
+    cfg_path = path / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"model folder {path} has no config.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{cfg_path} is not a JSON object")
+    return cfg
 
 
 def trained_context(cfg: dict) -> int | None:
@@ -207,7 +216,7 @@ def load_backend(
     remote_model: str | None = None,
     allow_remote_code: bool = False,
     dtype: str = "auto",
-) -> InfillBackend:
+) -> Backend:
     """The backend the `model` setting names (see docs/backends.md).
 
     "http(s)://HOST:PORT/v1" -> remote; "default", a preset or an embedded folder -> embedded;
@@ -221,12 +230,12 @@ def load_backend(
         return connect_remote(spec, remote_model)
     where = resolve(spec)
     if isinstance(where, str):
-        return load_engine(spec, device=device, threads=threads, dtype=dtype)
+        return load_embedded(spec, device=device, threads=threads, dtype=dtype)
     from runtime.backends.hf import require_transformers
 
     cfg = read_config(where)
     if cfg.get("format") == FORMAT:
-        return load_engine(spec, device=device, threads=threads, dtype=dtype)
+        return load_embedded(spec, device=device, threads=threads, dtype=dtype)
     if "model_type" not in cfg:
         raise ModelLoadError(
             f"{where / 'config.json'} is neither a dg-lsp embedded nor a Hugging Face model (no model_type)"

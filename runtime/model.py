@@ -26,7 +26,6 @@ class ModelArgs:
     n_heads: int = 2
     ffn_mult: float = 2.75
     canvas_len: int = 16
-    max_seq_len: int = 4096
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
 

@@ -1,8 +1,9 @@
 """Unmasking/remasking policies: given one step's model beliefs, which slots to commit.
 
 Every policy is a small object with `decide(view) -> Decision`; the loop that
-calls it (`runtime.sampler.denoise`) is written once.  Policies are looked up
-by name in `POLICIES`.
+calls it (`runtime.sampler.denoise`) is written once and calls `Policy.next`,
+which also guarantees progress.  Policies are looked up by name in `POLICIES`
+from a `runtime.policy_spec.PolicySpec` (names and options are checked there).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from runtime.policy_spec import OPTIONS, SCHEDULE_NAMES, parse_policy
 from runtime.schedule import SCHEDULES, Schedule
-from runtime.types import BadRequest
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,22 @@ class Decision:
     """(C,) bool: committed slots to open again (self-correction)."""
     finish: bool = False
     """Commit every open slot at its proposal and end the canvas."""
+    deadline: bool = False
+    """`finish` because one more step would overrun the deadline (reported in the stats)."""
 
 
 class Policy:
-    name = "policy"
-
     def decide(self, v: StepView) -> Decision:
         raise NotImplementedError
+
+    def next(self, v: StepView) -> Decision:
+        """`decide`, made to progress: when it commits no open slot, the most confident one."""
+        d = self.decide(v)
+        if d.finish or bool((d.commit & v.masked).any()):
+            return d
+        commit = torch.zeros_like(v.masked)
+        commit[torch.where(v.masked, v.confidence, -1.0).argmax()] = True
+        return Decision(commit=commit, remask=d.remask)
 
 
 def _top(score: Tensor, masked: Tensor, k: int) -> Tensor:
@@ -71,7 +81,6 @@ def _top(score: Tensor, masked: Tensor, k: int) -> Tensor:
 class Sequential(Policy):
     """One slot per forward, most confident first: the autoregressive-speed baseline."""
 
-    name = "sequential"
 
     def decide(self, v: StepView) -> Decision:
         return Decision(commit=_top(v.confidence, v.masked, 1))
@@ -83,7 +92,6 @@ class LLaDA(Policy):
     (low-confidence remasking, as in LLaDA's generate.py)."""
 
     schedule: Schedule
-    name = "llada"
 
     def decide(self, v: StepView) -> Decision:
         k = self.schedule.count(v.step, int(v.masked.sum()))
@@ -95,7 +103,6 @@ class Threshold(Policy):
     """Commit every slot with confidence >= tau, plus the single best (Fast-dLLM)."""
 
     tau: float = 0.9
-    name = "threshold"
 
     def decide(self, v: StepView) -> Decision:
         return Decision(commit=(v.masked & (v.confidence >= self.tau)) | _top(v.confidence, v.masked, 1))
@@ -120,7 +127,6 @@ class Entropy(Policy):
     """EB-sampler (DiffusionGemma's acceptance rule, without renoising)."""
 
     gamma: float = 0.1
-    name = "entropy"
 
     def decide(self, v: StepView) -> Decision:
         return Decision(commit=entropy_bounded(v.entropy, v.masked, self.gamma))
@@ -143,11 +149,10 @@ class Adaptive(Policy):
     remask_floor: float = 0.05
     max_remask_per_slot: int = 1
     stable_entropy: float = 0.3
-    name = "adaptive"
 
     def decide(self, v: StepView) -> Decision:
         if v.deadline_ms is not None and v.elapsed_ms + v.step_ms >= v.deadline_ms:
-            return Decision(commit=v.masked.clone(), finish=True)
+            return Decision(commit=v.masked.clone(), finish=True, deadline=True)
         remask = (
             ~v.masked
             & (v.committed_at < v.step)
@@ -172,34 +177,12 @@ POLICIES: dict[str, PolicyFactory] = {
     "entropy": lambda canvas_len, gamma=0.1: Entropy(gamma=gamma),
     "adaptive": lambda canvas_len, **kw: Adaptive(**kw),
 }
-
-
-def parse_policy(spec: str) -> tuple[str, dict[str, float | str]]:
-    """'entropy' -> ('entropy', {}); 'threshold:tau=0.8' -> ('threshold', {'tau': 0.8});
-    'llada:steps=4,schedule=cosine' -> ('llada', {'steps': 4, 'schedule': 'cosine'})."""
-    name, _, rest = spec.partition(":")
-    options: dict[str, float | str] = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = (x.strip() for x in item.partition("="))
-        if not (eq and key and value):
-            raise BadRequest(f"policy option {item!r} in {spec!r} is not NAME=VALUE")
-        try:
-            options[key] = int(value) if value.isdigit() else float(value)
-        except ValueError:
-            options[key] = value
-    return name, options
+assert set(POLICIES) == set(OPTIONS), "runtime.policy_spec.OPTIONS names every policy"
+assert set(SCHEDULES) == set(SCHEDULE_NAMES), "runtime.policy_spec.SCHEDULE_NAMES names every schedule"
 
 
 def make_policy(spec: str, canvas_len: int, **options: object) -> Policy:
-    """The policy named by `spec` ('name' or 'name:key=value,...'); options override its defaults."""
-    name, parsed = parse_policy(spec)
-    try:
-        factory = POLICIES[name]
-    except KeyError:
-        raise BadRequest(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})") from None
-    try:
-        return factory(canvas_len, **{**parsed, **options})
-    except KeyError as e:
-        raise BadRequest(f"policy {name!r}: unknown value {e} (schedules: {', '.join(SCHEDULES)})") from None
-    except TypeError as e:
-        raise BadRequest(f"bad options for policy {name!r}: {e}") from None
+    """The policy named by `spec` ('name' or 'name:key=value,...', checked by `parse_policy`);
+    keyword `options` (tests, benchmarks) override its values."""
+    parsed = parse_policy(spec)
+    return POLICIES[parsed.name](canvas_len, **{**parsed.as_dict(), **options})

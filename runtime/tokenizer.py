@@ -33,7 +33,6 @@ class Tokenizer:
             raise ValueError(f"tokenizer lacks special tokens {missing}")
         self.pad_id: int = hf.token_to_id(PAD)
         self.mask_id: int = hf.token_to_id(MASK)
-        self.eos_id: int = hf.token_to_id(EOS)
         self.fim_prefix_id: int = hf.token_to_id(FIM_PREFIX)
         self.fim_suffix_id: int = hf.token_to_id(FIM_SUFFIX)
         self.special_ids = frozenset(hf.token_to_id(t) for t in SPECIAL_TOKENS)

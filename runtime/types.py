@@ -1,7 +1,12 @@
-"""Plain data that crosses the runtime boundary (no tensors, no LSP types)."""
+"""Plain data that crosses the runtime boundary (no tensors, no LSP types, no torch import).
+
+`InfillRequest` is checked once, when it is made: every backend and the language
+server can rely on a request being well formed.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -19,6 +24,11 @@ class ModelLoadError(RuntimeError_):
 
 class BadRequest(RuntimeError_):
     """An infill request is malformed (for example an unknown policy name)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line of at most 300 characters, for user-facing errors."""
+    return " ".join(str(e).split())[:300] or type(e).__name__
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -55,6 +65,23 @@ class InfillRequest:
     remask: float = 0.5
     """Rewrite mode: fraction of the draft's tokens masked before denoising."""
 
+    def __post_init__(self) -> None:
+        from runtime.policy_spec import parse_policy  # torch-free; imported late to avoid a cycle
+
+        if self.max_tokens < 1:
+            raise BadRequest(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.context_tokens < 8:
+            raise BadRequest(f"context_tokens must be >= 8, got {self.context_tokens}")
+        if self.canvas_tokens is not None and self.canvas_tokens < 1:
+            raise BadRequest(f"canvas_tokens must be >= 1, got {self.canvas_tokens}")
+        if self.deadline_ms is not None and not self.deadline_ms > 0:
+            raise BadRequest(f"deadline_ms must be > 0, got {self.deadline_ms}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise BadRequest(f"temperature must be a finite number >= 0, got {self.temperature}")
+        if not 0.0 <= self.remask <= 1.0:
+            raise BadRequest(f"remask must be within [0, 1], got {self.remask}")
+        parse_policy(self.policy)
+
 
 @dataclass(frozen=True)
 class InfillStats:
@@ -71,6 +98,17 @@ class InfillStats:
     @property
     def tokens_per_forward(self) -> float:
         return self.tokens / self.forwards if self.forwards else 0.0
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters of a backend's context (or prompt) cache, for `dg.stats`."""
+
+    lookups: int
+    hits: int
+    reused_tokens: int
+    entries: int
+    nbytes: int
 
 
 @dataclass(frozen=True)

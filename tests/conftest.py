@@ -5,7 +5,7 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def tiny_engine():
-    from runtime.load import load_engine
+def tiny_backend():
+    from runtime.load import load_embedded
 
-    return load_engine("tiny", threads=1)
+    return load_embedded("tiny", threads=1)

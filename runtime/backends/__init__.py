@@ -1,12 +1,15 @@
-"""Model backends behind `runtime.backend.InfillBackend` (the embedded model is `runtime.engine`).
+"""Model backends, each a `runtime.backends.base.Backend`.
 
+    base.py            the interface: infill(request, should_cancel) -> result; the rewrite-mode check
+    embedded.py        the shipped model (runtime.model): context cache, canvas chain, our policies
+    masked.py          LLaDA/Dream-style masked models; the same canvas chain and policies
     diffusiongemma.py  DiffusionGemma through transformers' own block-diffusion `generate`
     prompt_cache.py    its encoder K/V kept across keystrokes, cropped to the common prefix
-    masked.py          LLaDA/Dream-style masked models; our denoising loop and policies
     remote.py          an OpenAI-compatible completions server (vLLM, SGLang)
     layout.py          the infill prompt layout shared by diffusiongemma and remote
     hf.py              loading a Hugging Face folder (one-line errors)
 
-`runtime.load.load_backend` picks one from the `model` setting.  Nothing here
-is imported by the embedded path, so transformers and httpx stay optional.
+`runtime.load.load_backend` picks one from the `model` setting.  Only masked,
+diffusiongemma, prompt_cache, remote and hf import transformers or httpx, and the
+loader imports them only for such a model, so those packages stay optional.
 """

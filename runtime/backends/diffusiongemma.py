@@ -18,7 +18,6 @@ safe under both because `generate` only ever extends a per-request view.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,12 +25,12 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from runtime.backends.base import Backend
 from runtime.backends.hf import load_errors, load_tokenizer, resolve_dtype
-from runtime.backends.layout import chat_prompt, clean_middle, clip_context, plain_prompt
+from runtime.backends.layout import chat_prompt, clean_middle, plain_prompt
 from runtime.backends.prompt_cache import PromptCache
-from runtime.cache import CacheStats
-from runtime.policies import make_policy
-from runtime.types import BadRequest, Cancelled, InfillRequest, InfillResult, InfillStats, ModelLoadError
+from runtime.context import clip_context
+from runtime.types import CacheStats, Cancelled, InfillRequest, InfillResult, InfillStats, ModelLoadError
 
 
 class _DeadlineReached(Exception):
@@ -88,8 +87,8 @@ class _NewlineStop(StoppingCriteria):
         return torch.tensor(rows, dtype=torch.bool, device=input_ids.device)
 
 
-class DiffusionGemmaBackend:
-    """One request at a time (a lock serialises callers); the prompt cache lives here across requests."""
+class DiffusionGemmaBackend(Backend):
+    """The prompt cache lives here across requests."""
 
     name = "diffusiongemma"
 
@@ -101,13 +100,13 @@ class DiffusionGemmaBackend:
         description: str = "",
         max_denoising_steps: int | None = None,
     ) -> None:
+        super().__init__()
         self.model = model.eval()
         self.tok = tokenizer
         self.description = description or "DiffusionGemma"
         self.max_denoising_steps = max_denoising_steps
         self.canvas_len = int(model.config.canvas_length)
         self.prompt_cache = PromptCache(model)
-        self._lock = threading.Lock()
         gen = model.generation_config
         text_cfg = model.config.get_text_config()
         eos = gen.eos_token_id if gen.eos_token_id is not None else text_cfg.eos_token_id
@@ -143,23 +142,11 @@ class DiffusionGemmaBackend:
     def _render_chat(self, messages: list[dict[str, str]]) -> str:
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
-        if req.max_tokens < 1:
-            raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
-        make_policy(req.policy, self.canvas_len)  # same validation as every backend
-        if req.draft is not None:
-            raise BadRequest("the diffusiongemma backend has no rewrite mode (draft)")
-        with self._lock, torch.inference_mode():
-            return self._infill(req, should_cancel)
+    def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
+        with torch.inference_mode():
+            return self._generate(req, should_cancel)
 
-    def _infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
-        started = time.perf_counter()
-        if should_cancel is not None and should_cancel():
-            raise Cancelled("cancelled before the prompt was encoded")
-        ids = self.prompt_ids(req)
-        # the cache holds all but the last prompt token: `generate` needs at least one input id
-        cache, reused = self.prompt_cache.prepare(ids[:-1])
-        watch = _StepWatch(should_cancel, req.deadline_ms, started)
+    def _generate_options(self, req: InfillRequest, cache, watch: _StepWatch) -> dict:
         kwargs: dict = {
             "cache": cache,
             "streamer": watch,
@@ -173,6 +160,17 @@ class DiffusionGemmaBackend:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_NewlineStop(self.tok.decode, self.canvas_len)]
             )
+        return kwargs
+
+    def _generate(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
+        started = time.perf_counter()
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("cancelled before the prompt was encoded")
+        ids = self.prompt_ids(req)
+        # the cache holds all but the last prompt token: `generate` needs at least one input id
+        cache, reused = self.prompt_cache.prepare(ids[:-1])
+        watch = _StepWatch(should_cancel, req.deadline_ms, started)
+        kwargs = self._generate_options(req, cache, watch)
         input_ids = torch.tensor([ids[-1:]], device=self.model.device)  # (1, 1)
         deadline_hit = False
         tokens_per_forward: float | None = None
@@ -193,12 +191,7 @@ class DiffusionGemmaBackend:
                 break
             body.append(t)
         body = body[: req.max_tokens]
-        text = clean_middle(
-            self.tok.decode(body, skip_special_tokens=True),
-            req.prefix,
-            req.suffix,
-            single_line=req.single_line,
-        )
+        text = clean_middle(self.tok.decode(body, skip_special_tokens=True), req)
         # generate's count: non-pad tokens (EOS included) / decoder forwards
         tokens = len(body) if tokens_per_forward is None else round(tokens_per_forward * watch.forwards)
         stats = InfillStats(

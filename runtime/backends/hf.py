@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from runtime.types import DTYPES, ModelLoadError
+from runtime.types import DTYPES, ModelLoadError, one_line
 
 INSTALL_HINT = "pip install 'dg-lsp[backends]'"
 REMOTE_CODE_HINT = (
     "enable it with the server setting trustRemoteCode (dg-lsp.trustRemoteCode) or the CLI flag "
     "--trust-remote-code, only if you trust the code in that folder"
 )
-
-
-def one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300] or type(e).__name__
-
-
-def read_config(path: Path) -> dict:
-    """The folder's config.json (it must exist and be a JSON object)."""
-    if not path.exists():
-        raise ModelLoadError(f"model folder {path} does not exist")
-    if not path.is_dir():
-        raise ModelLoadError(f"model path {path} is not a folder")
-    cfg_path = path / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise ModelLoadError(f"model folder {path} has no config.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{cfg_path} is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{cfg_path} is not a JSON object")
-    return cfg
 
 
 def require_transformers(backend: str) -> None:

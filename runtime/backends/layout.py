@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.canvas import clip_prefix, clip_suffix, trim_suffix_overlap
+from runtime.text import finish
+from runtime.types import InfillRequest
 
 FENCE = "```"
 INSTRUCTION = (
@@ -44,41 +45,11 @@ def chat_prompt(prefix: str, suffix: str, render: Callable[[list[dict[str, str]]
     return render([{"role": "user", "content": user}]) + f"{FENCE}\n{prefix}"
 
 
-class _TokenCounter:
-    """Adapter giving `runtime.canvas`'s clipping helpers the two methods they use."""
-
-    def __init__(self, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str]) -> None:
-        self.encode = encode
-        self.decode = decode
-
-
-def clip_context(
-    prefix: str,
-    suffix: str,
-    budget: int,
-    encode: Callable[[str], list[int]],
-    decode: Callable[[list[int]], str],
-) -> tuple[str, str]:
-    """Clip prefix (keep its end) and suffix (keep its start) to about `budget` tokens together.
-
-    Same rule as the embedded model's context (suffix <= a quarter of the budget, the prefix starts
-    on a quantized line so typing does not move its start)."""
-    if budget < 8:
-        raise ValueError(f"context budget {budget} is too small (need >= 8 tokens)")
-    counter = _TokenCounter(encode, decode)
-    suffix_ids, kept = clip_suffix(counter, suffix, budget // 4)  # type: ignore[arg-type]
-    prefix_text, _ = clip_prefix(counter, prefix, budget - len(suffix_ids))  # type: ignore[arg-type]
-    return prefix_text, suffix[:kept]
-
-
-def clean_middle(text: str, prefix: str, suffix: str, *, single_line: bool) -> str:
+def clean_middle(text: str, req: InfillRequest) -> str:
     """The model's continuation -> the text to insert at the cursor."""
-    if FENCE not in prefix and FENCE not in suffix:
+    if FENCE not in req.prefix and FENCE not in req.suffix:
         # the layout fences the code: a fence in the reply closes it
         cut = text.find(FENCE)
         if cut >= 0:  # the newline before a closing fence belongs to the fence
             text = text[:cut].removesuffix("\n")
-    if single_line:
-        text = text.split("\n", 1)[0]
-    prefix_line = prefix.rsplit("\n", 1)[-1]
-    return trim_suffix_overlap(text, suffix, prefix_line)
+    return finish(text, req)

@@ -1,6 +1,6 @@
 """LLaDA/Dream-style bidirectional masked diffusion models from a local Hugging Face folder.
 
-    request -> prefix ids + canvas of masks + suffix ids -> runtime.sampler.denoise -> text
+    request -> prefix ids + canvas of masks + suffix ids -> runtime.blocks.run_chain -> text
 
 These models see the whole sequence at once, so the middle is masked in
 place: every step is one forward over prefix + canvas + suffix, and the
@@ -17,7 +17,6 @@ config.json.  Special ids come from the folder's config and tokenizer.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +24,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, one_line, resolve_dtype
-from runtime.backends.layout import clean_middle, clip_context
+from runtime.backends.base import Backend
+from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, resolve_dtype
+from runtime.backends.layout import clean_middle
+from runtime.blocks import run_chain
+from runtime.canvas import CanvasSpec, free_plan
+from runtime.context import clip_context
 from runtime.policies import make_policy
-from runtime.sampler import CanvasSpec, Tally, denoise
-from runtime.types import BadRequest, InfillRequest, InfillResult, ModelLoadError
+from runtime.sampler import Forward
+from runtime.types import InfillRequest, InfillResult, ModelLoadError, one_line
 
 SHIFTED_MODEL_TYPES = frozenset({"dream"})
 MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
@@ -46,7 +49,7 @@ def canvas_rows(logits: Tensor, start: int, length: int, *, shift: bool) -> Tens
     return logits[start : start + length]  # (C, V)
 
 
-class MaskedBackend:
+class MaskedBackend(Backend):
     name = "masked"
 
     def __init__(
@@ -60,6 +63,7 @@ class MaskedBackend:
         description: str = "",
         canvas_len: int = DEFAULT_CANVAS,
     ) -> None:
+        super().__init__()
         self.model = model.eval()
         self.tok = tokenizer
         self.mask_id = mask_id
@@ -68,7 +72,6 @@ class MaskedBackend:
         self.description = description or "masked diffusion model"
         self.canvas_len = canvas_len
         self.device = next(model.parameters()).device
-        self._lock = threading.Lock()
         ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id, end_id) if i is not None}
         self.end_ids = frozenset(ends)
         vocab = (
@@ -79,82 +82,58 @@ class MaskedBackend:
         specials = set(tokenizer.all_special_ids) | {mask_id}
         self.banned = tuple(sorted((specials - ends) | set(range(len(tokenizer), vocab))))
 
-    def cache_stats(self) -> None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
-        if req.max_tokens < 1:
-            raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
-        if req.draft is not None:
-            raise BadRequest("the masked backend has no rewrite mode (draft)")
-        canvas_len = req.canvas_tokens or min(self.canvas_len, req.max_tokens)
-        policy = make_policy(req.policy, canvas_len)
-        with self._lock, torch.inference_mode():
-            return self._infill(req, policy, canvas_len, should_cancel)
-
     def _encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False)
 
-    def _infill(self, req, policy, canvas_len, should_cancel) -> InfillResult:
+    def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
         started = time.perf_counter()
+        canvas_len = req.canvas_tokens or min(self.canvas_len, req.max_tokens)
+        policy = make_policy(req.policy, canvas_len)
         prefix, suffix = clip_context(
             req.prefix, req.suffix, req.context_tokens, self._encode, self.tok.decode
         )
         head = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
         if self.shift_logits and not head:
             head = [self.end_id]  # a document separator, so slot 0 has a row to come from
-        prefix_ids = head + self._encode(prefix)
-        suffix_ids = self._encode(suffix)
-        context_tokens = len(prefix_ids) + len(suffix_ids)
-        generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
-        out: list[int] = []
-        tally = Tally()
-        while len(out) < req.max_tokens:
-            length = min(canvas_len, req.max_tokens - len(out))
-            spec = CanvasSpec(length=length, mask_id=self.mask_id, pad_id=self.end_id, banned_ids=self.banned)
-            res = denoise(
-                self._forward(prefix_ids + out, suffix_ids),
-                spec,
-                policy,
-                temperature=req.temperature,
-                generator=generator,
-                should_cancel=should_cancel,
-                deadline_ms=req.deadline_ms,
-                started=started,
-            )
-            tally.add(res)
-            body = []
-            for t in res.tokens:
-                if t in self.end_ids:
-                    break
-                body.append(t)
-            out.extend(body)
-            ended = len(body) < length
-            if ended or res.deadline_hit or (req.single_line and "\n" in self.tok.decode(out)):
-                break
-        text = clean_middle(
-            self.tok.decode(out, skip_special_tokens=True),
-            req.prefix,
-            req.suffix,
-            single_line=req.single_line,
+        context = _Sequence(self, head + self._encode(prefix), self._encode(suffix))
+        plan = free_plan(
+            canvas_len, req.max_tokens, mask_id=self.mask_id, pad_id=self.end_id, banned_ids=self.banned,
+            end_ids=self.end_ids, shrink_last=True,
         )
-        stats = tally.stats(tokens=len(out), context_tokens=context_tokens, started=started)
+        generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
+        with torch.inference_mode():
+            out, tally = run_chain(
+                plan, context, policy, req, decode=self.tok.decode, started=started,
+                should_cancel=should_cancel, generator=generator,
+            )
+        text = clean_middle(self.tok.decode(out, skip_special_tokens=True), req)
+        stats = tally.stats(tokens=len(out), context_tokens=context.size, started=started)
         return InfillResult(text=text, stats=stats)
 
-    def _forward(self, before: list[int], after: list[int]) -> Callable[[Tensor], Tensor]:
-        head = torch.tensor(before, dtype=torch.long)  # (P,)
-        tail = torch.tensor(after, dtype=torch.long)  # (S,)
-        start = len(before)
+
+class _Sequence:
+    """The masked model's whole input: prefix ids, the canvas in place, suffix ids.  No K/V cache:
+    the canvas attends both ways, so every step is one forward over all of it."""
+
+    def __init__(self, backend: MaskedBackend, before: list[int], after: list[int]) -> None:
+        self.backend, self.before, self.after = backend, before, after
+        self.size = len(before) + len(after)
+
+    def forward(self, spec: CanvasSpec) -> Forward:
+        head = torch.tensor(self.before, dtype=torch.long)  # (P,)
+        tail = torch.tensor(self.after, dtype=torch.long)  # (S,)
+        start, model, device = len(self.before), self.backend.model, self.backend.device
+        shift = self.backend.shift_logits
 
         def forward(canvas: Tensor) -> Tensor:
-            ids = torch.cat([head, canvas, tail])[None].to(self.device)  # (1, P + C + S)
-            logits = self.model(input_ids=ids).logits[0]  # (P + C + S, V)
-            return canvas_rows(logits, start, canvas.shape[0], shift=self.shift_logits).float().cpu()
+            ids = torch.cat([head, canvas, tail])[None].to(device)  # (1, P + C + S)
+            logits = model(input_ids=ids).logits[0]  # (P + C + S, V)
+            return canvas_rows(logits, start, canvas.shape[0], shift=shift).float().cpu()
 
         return forward
+
+    def append(self, body: list[int]) -> None:
+        self.before = self.before + body
 
 
 def find_mask_id(config, tokenizer) -> int | None:
@@ -191,23 +170,11 @@ def load_masked(
     dtype: str | None = None,
     allow_remote_code: bool = False,
 ) -> MaskedBackend:
-    import transformers
     from transformers import AutoConfig
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     model_type = str(cfg.get("model_type", ""))
     auto_map = cfg.get("auto_map") or {}
-    native = model_type in CONFIG_MAPPING_NAMES
-    remote = bool(auto_map) and not native
-    if remote and not allow_remote_code:
-        files = sorted({str(v).split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str)})
-        raise ModelLoadError(
-            f"{path} runs its own modeling code ({', '.join(files)}), off by default: {REMOTE_CODE_HINT}"
-        )
-    if not remote and not native:
-        raise ModelLoadError(
-            f"{path}: unknown model_type {model_type!r} and no modeling code (auto_map) in the folder"
-        )
+    remote = _runs_own_code(path, model_type, auto_map, allow_remote_code)
     with load_errors(path, device):
         config = AutoConfig.from_pretrained(path, trust_remote_code=remote, local_files_only=True)
     tok = load_tokenizer(path, trust_remote_code=remote)
@@ -231,23 +198,45 @@ def load_masked(
         "local_files_only": True,
         "dtype": resolve_dtype(dtype, device),
     }
-    model, errors = None, []
-    with load_errors(path, device):
-        for name in names:
-            try:
-                model = getattr(transformers, name).from_pretrained(path, **kwargs)
-                break
-            except ValueError as e:  # "Unrecognized configuration class ... for this kind of AutoModel"
-                errors.append(one_line(e))
-        if model is None:
-            raise ModelLoadError(f"cannot load {path} as a masked model: {errors[-1]}")
-        model = model.to(device)
+    model = _from_pretrained(path, names, kwargs, device)
     shift = bool(getattr(config, "shift_logits", model_type.lower() in SHIFTED_MODEL_TYPES))
     backend = MaskedBackend(
         model, tok, mask_id=mask_id, end_id=end_id, shift_logits=shift, description=f"{path.name} (masked)"
     )
     _probe(backend, path)
     return backend
+
+
+def _runs_own_code(path: Path, model_type: str, auto_map: dict, allowed: bool) -> bool:
+    """Whether the folder needs its own modeling code; refused unless `allowed`."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    native = model_type in CONFIG_MAPPING_NAMES
+    remote = bool(auto_map) and not native
+    if remote and not allowed:
+        files = sorted({str(v).split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str)})
+        raise ModelLoadError(
+            f"{path} runs its own modeling code ({', '.join(files)}), off by default: {REMOTE_CODE_HINT}"
+        )
+    if not remote and not native:
+        raise ModelLoadError(
+            f"{path}: unknown model_type {model_type!r} and no modeling code (auto_map) in the folder"
+        )
+    return remote
+
+
+def _from_pretrained(path: Path, names: list[str], kwargs: dict, device: str):
+    """The first of the auto classes `names` that loads the folder, on `device`."""
+    import transformers
+
+    errors = []
+    with load_errors(path, device):
+        for name in names:
+            try:
+                return getattr(transformers, name).from_pretrained(path, **kwargs).to(device)
+            except ValueError as e:  # "Unrecognized configuration class ... for this kind of AutoModel"
+                errors.append(one_line(e))
+    raise ModelLoadError(f"cannot load {path} as a masked model: {errors[-1]}")
 
 
 def _probe(backend: MaskedBackend, path: Path) -> None:

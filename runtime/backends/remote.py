@@ -24,21 +24,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.backends.hf import INSTALL_HINT, one_line
+from runtime.backends.base import Backend
+from runtime.backends.hf import INSTALL_HINT
 from runtime.backends.layout import FENCE, clean_middle, plain_prompt
-from runtime.policies import make_policy
+from runtime.context import CHARS_PER_TOKEN
 from runtime.types import (
-    BadRequest,
     Cancelled,
     InfillRequest,
     InfillResult,
     InfillStats,
     ModelLoadError,
     RuntimeError_,
+    one_line,
 )
 
-CHARS_PER_TOKEN = 4
-"""No tokenizer on the client: the context budget is converted to characters."""
+BUDGET_CHARS_PER_TOKEN = CHARS_PER_TOKEN // 2
+"""No tokenizer on the client: the context budget becomes characters at half the upper bound
+(a typical rate for code), so the prompt stays near the budget rather than below it."""
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 
 
@@ -59,10 +61,11 @@ class RemoteOptions:
     """How often the cancel flag and deadline are checked while a request runs."""
 
 
-class RemoteBackend:
+class RemoteBackend(Backend):
     name = "remote"
 
     def __init__(self, base_url: str, model: str, options: RemoteOptions | None = None) -> None:
+        super().__init__()
         try:
             import httpx
         except ImportError:
@@ -85,9 +88,6 @@ class RemoteBackend:
     def _run(self, coro, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def cache_stats(self) -> None:
-        return None
-
     def close(self) -> None:
         if self._loop.is_closed():
             return
@@ -104,14 +104,9 @@ class RemoteBackend:
         data = self._run(self._send("GET", "/models", None, retries=0))
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
-    def infill(self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None) -> InfillResult:
-        if req.max_tokens < 1:
-            raise BadRequest(f"max_tokens must be >= 1, got {req.max_tokens}")
-        if req.draft is not None:
-            raise BadRequest("the remote backend has no rewrite mode (draft)")
-        make_policy(req.policy, req.max_tokens)  # the server runs its own sampler; the name is still checked
+    def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
         started = time.perf_counter()
-        budget = req.context_tokens * CHARS_PER_TOKEN
+        budget = req.context_tokens * BUDGET_CHARS_PER_TOKEN
         suffix = req.suffix[: budget // 4]
         prefix = req.prefix[-(budget - len(suffix)) :]
         payload: dict[str, Any] = {
@@ -141,7 +136,7 @@ class RemoteBackend:
         text, tokens = "", 0
         if not deadline_hit:
             text, tokens = _parse_completion(data, self.base_url)
-        text = clean_middle(text, req.prefix, req.suffix, single_line=req.single_line)
+        text = clean_middle(text, req)
         stats = InfillStats(
             tokens=tokens,
             canvases=0 if deadline_hit else 1,

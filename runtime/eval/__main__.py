@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from runtime.eval import heldout, humaneval
-from runtime.load import load_engine, resolve
+from runtime.load import load_embedded, resolve
+from runtime.measure import cpu_name, percentile
 from runtime.model import count_params
 
 
@@ -30,17 +31,7 @@ def trained_record(spec: str) -> dict:
         return {}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.eval", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default", help="'default', a preset name or a model folder")
     p.add_argument("--benchmarks", default="single-line,random-span-light")
@@ -53,18 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
     p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
-    a = p.parse_args(argv)
+    return p
 
-    engine = load_engine(a.model, threads=a.threads, dtype=a.dtype)
-    trained = trained_record(a.model)
-    ctx = a.context_tokens or int(trained.get("context_tokens", 1024))
-    rows: list[tuple[str, str, int, float, str]] = []  # benchmark, setting, n, score, note
 
-    def add(bench: str, setting: str, n: int, score: float, note: str = "") -> None:
-        rows.append((bench, setting, n, score, note))
-        print(f"{bench:34} {setting:18} {n:5d} {100 * score:6.1f}%  {note}", file=sys.stderr, flush=True)
+Add = Callable[..., None]
+"""add(benchmark, setting, n, score, note="") records one row of the table."""
 
-    started = time.perf_counter()
+
+def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
     for bench in a.benchmarks.split(","):
         problems = humaneval.load_problems(bench)[: a.limit]
         for setting in a.settings.split(","):
@@ -79,19 +66,37 @@ def main(argv: list[str] | None = None) -> int:
                 return humaneval.finish(res.text, bench)
 
             r = humaneval.evaluate(completer, problems)
-            ms.sort()
             add(f"HumanEval {bench} pass@1", setting, r["n"], r["pass@1"],
-                f"p50 {ms[len(ms) // 2]:.0f} ms/infill, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+                f"p50 {percentile(ms, 50):.0f} ms/infill, {time.perf_counter() - t0:.0f} s")  # fmt: skip
         if not a.no_baseline:
             r = humaneval.evaluate(lambda pr, b=bench: humaneval.finish("", b), problems)
             add(f"HumanEval {bench} pass@1", "empty middle (ref)", r["n"], r["pass@1"])
+
+
+def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
+    tasks = list(heldout.iter_tasks(a.heldout_n))
+    res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy)
+    for kind in (*heldout.KINDS, "all_single_line"):
+        if kind in res:
+            add(f"held-out exact match: {kind}", "unknown", int(res[kind]["n"]), res[kind]["exact_match"],
+                f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    engine = load_embedded(a.model, threads=a.threads, dtype=a.dtype)
+    trained = trained_record(a.model)
+    ctx = a.context_tokens or int(trained.get("context_tokens", 1024))
+    rows: list[tuple[str, str, int, float, str]] = []  # benchmark, setting, n, score, note
+
+    def add(bench: str, setting: str, n: int, score: float, note: str = "") -> None:
+        rows.append((bench, setting, n, score, note))
+        print(f"{bench:34} {setting:18} {n:5d} {100 * score:6.1f}%  {note}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    humaneval_rows(engine, a, ctx, add)
     if a.heldout_n:
-        tasks = list(heldout.iter_tasks(a.heldout_n))
-        res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy)
-        for kind in (*heldout.KINDS, "all_single_line"):
-            if kind in res:
-                add(f"held-out exact match: {kind}", "unknown", int(res[kind]["n"]), res[kind]["exact_match"],
-                    f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
+        heldout_rows(engine, a, ctx, add)
     total = time.perf_counter() - started
     compute = str(engine.compute_dtype or torch.float32).removeprefix("torch.")
     table = render(a, engine.description, count_params(engine.model), trained, ctx, rows, total, compute)

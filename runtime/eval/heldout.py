@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.engine import EmbeddedEngine
+from runtime.backends.base import Backend
 from runtime.train.corpus import HELDOUT_PACKAGES, SourceFile, collect, read_shards
 from runtime.types import InfillRequest
 
@@ -121,7 +121,7 @@ def request_for(task: HeldoutTask, context_tokens: int, policy: str = "adaptive"
 
 
 def evaluate(
-    engine: EmbeddedEngine, tasks: Iterable[HeldoutTask], context_tokens: int = 1024, policy: str = "adaptive"
+    engine: Backend, tasks: Iterable[HeldoutTask], context_tokens: int = 1024, policy: str = "adaptive"
 ) -> dict[str, dict[str, float]]:
     """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row."""
     hits: dict[str, list[bool]] = {}

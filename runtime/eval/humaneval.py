@@ -30,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.canvas import build_context, canvas_target
-from runtime.engine import EmbeddedEngine
+from runtime.backends.embedded import EmbeddedBackend
+from runtime.canvas import canvas_target
+from runtime.context import build_context
+from runtime.text import first_line
 from runtime.types import InfillRequest
 
 BENCHMARKS = {
@@ -111,7 +113,7 @@ def run_program(source: str, timeout: float = TIMEOUT_S) -> bool:
 
 
 def request(
-    engine: EmbeddedEngine, problem: Problem, benchmark: str, setting: str, context_tokens: int
+    engine: EmbeddedBackend, problem: Problem, benchmark: str, setting: str, context_tokens: int
 ) -> InfillRequest:
     line = benchmark == "single-line"
     if setting == "unknown":
@@ -139,17 +141,10 @@ def request(
 def finish(text: str, benchmark: str) -> str:
     """Post-processing: line benchmarks mask whole lines, so a completion is whole lines."""
     if benchmark == "single-line":
-        text = text.split("\n", 1)[0]
+        text = first_line(text)
     if benchmark in LINE_BENCHMARKS and not text.endswith("\n"):
         text += "\n"
     return text
-
-
-def complete(
-    engine: EmbeddedEngine, problem: Problem, benchmark: str, setting: str, context_tokens: int
-) -> str:
-    res = engine.infill(request(engine, problem, benchmark, setting, context_tokens))
-    return finish(res.text, benchmark)
 
 
 def evaluate(
@@ -158,16 +153,3 @@ def evaluate(
     """pass@1 of one greedy completion per task (the mean over tasks, as upstream)."""
     passed = sum(run_program(program(p, completer(p)), timeout) for p in problems)
     return {"n": len(problems), "pass@1": passed / max(1, len(problems))}
-
-
-def evaluate_engine(
-    engine: EmbeddedEngine,
-    benchmark: str,
-    setting: str,
-    *,
-    context_tokens: int = 1024,
-    limit: int | None = None,
-    data: Path | None = None,
-) -> dict[str, float]:
-    problems = load_problems(benchmark, data)[:limit]
-    return evaluate(lambda p: complete(engine, p, benchmark, setting, context_tokens), problems)

@@ -233,25 +233,10 @@ def collect(
     """(train documents, held-out documents, manifest rows)."""
     heldout = set(heldout)
     rows: list[ManifestRow] = []
-    raw: list[tuple[str, str, str, str]] = []  # package, license, path, text
     items: list[tuple[str, str, Path, Path] | SourceFile] = list(iter_stdlib(stdlib_root))
     for site in sites if sites is not None else site_dirs():
         items.extend(iter_site(site, rows))
-    for item in items:
-        if isinstance(item, SourceFile):
-            raw.append((item.package, item.license, item.path, item.text))
-            continue
-        pkg, lic, f, root = item
-        rel = f.relative_to(root)
-        if _skipped_path(rel):
-            rows.append(ManifestRow(pkg, lic, str(rel), "-", "skip:test-or-vendored"))
-            continue
-        try:
-            text = f.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            rows.append(ManifestRow(pkg, lic, str(rel), "-", "skip:unreadable"))
-            continue
-        raw.append((pkg, lic, str(rel), text))
+    raw = _read_items(items, rows)
     # held-out packages first: a training file duplicating one of them is the one dropped
     raw.sort(key=lambda r: (r[0] not in heldout, r[0], r[2]))
     exact: set[str] = set()
@@ -278,6 +263,29 @@ def collect(
         rows.append(ManifestRow(pkg, lic, path, split, "kept", len(text)))
         (held if split == "heldout" else train).append(SourceFile(pkg, lic, path, text))
     return train, held, rows
+
+
+def _read_items(
+    items: list[tuple[str, str, Path, Path] | SourceFile], rows: list[ManifestRow]
+) -> list[tuple[str, str, str, str]]:
+    """(package, license, path, text) of every readable file; the skipped ones go to `rows`."""
+    raw: list[tuple[str, str, str, str]] = []
+    for item in items:
+        if isinstance(item, SourceFile):
+            raw.append((item.package, item.license, item.path, item.text))
+            continue
+        pkg, lic, f, root = item
+        rel = f.relative_to(root)
+        if _skipped_path(rel):
+            rows.append(ManifestRow(pkg, lic, str(rel), "-", "skip:test-or-vendored"))
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            rows.append(ManifestRow(pkg, lic, str(rel), "-", "skip:unreadable"))
+            continue
+        raw.append((pkg, lic, str(rel), text))
+    return raw
 
 
 def write_shards(docs: list[SourceFile], out: Path, split: str) -> list[Path]:

@@ -4,7 +4,7 @@
              -> (block continuation) -> pad to canvas -> mask t ~ U(0, 1) -> batch
 
 The split is at *character* positions (Bavarian et al. 2022), so the cursor
-may sit inside a token; `runtime.canvas` handles that by boundary healing,
+may sit inside a token; `runtime.context` handles that by boundary healing,
 here exactly as at inference.  Kinds of middle, mixed by `ObjectiveConfig.kinds`:
 
 * ``rest_of_line``: cursor anywhere in a line (after the indentation, mid-word, ...),
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from runtime.canvas import PREFIX_LINE_QUANTUM, build_context, canvas_target
+from runtime.canvas import canvas_target
+from runtime.context import CHARS_PER_TOKEN, PREFIX_LINE_QUANTUM, build_context
 from runtime.tokenizer import Tokenizer
 
 KINDS = ("rest_of_line", "line", "lines", "span")
@@ -135,8 +136,8 @@ def clip_window(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
     (so the quantized clip lands on the same line) and before build_context's own
     character window; the suffix after its character pre-cut.
     """
-    suffix = suffix[: (budget // 4) * 8]
-    window_start = len(prefix) - budget * 8
+    suffix = suffix[: (budget // 4) * CHARS_PER_TOKEN]
+    window_start = len(prefix) - budget * CHARS_PER_TOKEN
     if window_start <= 0:
         return prefix, suffix
     n_lines = prefix.count("\n", 0, window_start)  # lines fully before the window start

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import random
 import sys
 import time
@@ -33,8 +32,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from runtime.engine import EmbeddedEngine
+from runtime.backends.embedded import EmbeddedBackend
 from runtime.load import save_folder
+from runtime.measure import cpu_name
 from runtime.model import PRESETS, InfillTransformer, ModelArgs, count_params
 from runtime.tokenizer import Tokenizer
 from runtime.train.corpus import read_shards
@@ -319,7 +319,7 @@ class Trainer:
 
         self.model.eval()
         t0 = time.perf_counter()
-        engine = EmbeddedEngine(self.model, self.tok, device=str(self.device))
+        engine = EmbeddedBackend(self.model, self.tok, device=str(self.device))
         tasks = list(iter_tasks(self.cfg.eval_tasks, corpus=Path(self.cfg.corpus)))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             res = evaluate(engine, tasks, context_tokens=max(self.cfg.context_tokens))
@@ -378,15 +378,7 @@ def _to(b: Batch, device: torch.device) -> Batch:
 def machine_name(device: torch.device, threads: int | None) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {threads or torch.get_num_threads()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch threads {threads or torch.get_num_threads()}"
 
 
 def parse(argv: list[str] | None) -> TrainConfig:

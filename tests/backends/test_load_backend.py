@@ -8,15 +8,15 @@ import pytest
 from test_remote import FakeServer
 
 from dg_lsp.cli import main
-from runtime.backend import InfillBackend
-from runtime.engine import EmbeddedEngine
+from runtime.backends.base import Backend
+from runtime.backends.embedded import EmbeddedBackend
 from runtime.load import load_backend
 from runtime.types import ModelLoadError
 
 
 def test_presets_stay_embedded():
     b = load_backend("tiny", threads=1)
-    assert isinstance(b, EmbeddedEngine) and isinstance(b, InfillBackend)
+    assert isinstance(b, EmbeddedBackend) and isinstance(b, Backend)
 
 
 @pytest.mark.parametrize(

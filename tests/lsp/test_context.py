@@ -8,11 +8,9 @@ from dg_lsp.context import (
     Cursor,
     eol_of,
     index_of_units,
-    infill_request,
     is_multiline_site,
     locate,
     prefix_window,
-    selection_request,
     site_at,
     to_model_text,
     units,
@@ -124,17 +122,3 @@ def test_prefix_window_is_stable_while_typing():
 def test_word_before():
     assert word_before("x = os.pa") == "pa"
     assert word_before("foo(") == ""
-
-
-def test_requests():
-    lines = lines_of("def f():\n    \n")
-    site = site_at(lines, locate(lines, 1, 4))
-    assert not site.single_line
-    req = infill_request(site, max_tokens=100, policy="adaptive", deadline_ms=150, context_tokens=512)
-    assert req.max_tokens == 100 and not req.single_line and req.deadline_ms == 150
-    req = infill_request(site, max_tokens=100, policy="adaptive", deadline_ms=None, context_tokens=512,
-                         single_line=True)
-    assert req.single_line and req.max_tokens == 32
-    sel = selection_request(lines_of("a = compute(1)\n"), Cursor(0, 4, 4), Cursor(0, 11, 11),
-                            policy="adaptive", deadline_ms=None, context_tokens=512, canvas_len=32)
-    assert sel.prefix == "a = " and sel.suffix == "(1)\n" and sel.canvas_tokens == 11

@@ -23,40 +23,40 @@ def lines_of(text: str) -> list[str]:
 def test_inline_items_are_distinct_non_empty_and_carry_closers():
     lines = lines_of("f()\n")
     site = site_at(lines, locate(lines, 0, 2))
-    items = inline_items(lines, site, ["x", "x", "  ", "\x00y\x1b", "z"], limit=3)
+    shown = inline_items(lines, site, ["x", "x", "  ", "\x00y\x1b", "z"], limit=3)
+    items = shown.items
     assert [i.insert_text for i in items] == ["x)", "y)", "z)"]
+    assert shown.fills == ["x", "y", "z"]  # what the typing cache remembers: without the closer
     pos = t.Position
     assert items[0].range == t.Range(start=pos(line=0, character=2), end=pos(line=0, character=3))
     assert items[0].command.command == "dg.acceptedCompletion"
 
 
-def test_fill_that_repeats_the_suffix_is_dropped_or_trimmed():
-    lines = lines_of("def f():\n    \n    return 1\n")
-    site = site_at(lines, locate(lines, 1, 4))
-    assert clean_fill("return 1", site) is None
+def test_fill_that_is_the_rest_of_the_line_is_dropped():
+    """The runtime trims what repeats the suffix (runtime.text); what is left to drop here is a
+    fill with nothing to show: blank, or the rest of the line itself."""
+    lines = lines_of("x = foo(a)\n")
+    site = site_at(lines, locate(lines, 0, 4))
+    assert clean_fill("foo(a)", site) is None
+    assert clean_fill(" \t\n", site) is None
+    assert clean_fill("bar + foo(a)", site) == "bar + foo(a)"
     lines = lines_of("def f():\n    \n")
     site = site_at(lines, locate(lines, 1, 4))
     assert clean_fill("x = 1\n    return x\n\n", site) == "x = 1\n    return x"
-
-
-def test_single_line_site_keeps_the_first_line():
-    lines = lines_of("x = \n")
-    site = site_at(lines, locate(lines, 0, 4))
-    assert clean_fill("1\ny = 2", site) == "1"
 
 
 def test_crlf_and_utf16_in_items():
     lines = lines_of("if 😀:\r\n    \r\n")
     site = site_at(lines, locate(lines, 1, 4))
     assert not site.single_line
-    (item,) = inline_items(lines, site, ["a\nb"], eol="\r\n")
+    (item,) = inline_items(lines, site, ["a\nb"], eol="\r\n").items
     assert item.insert_text == "a\r\nb"
     lines = lines_of("s = '😀' + \n")
     cur = locate(lines, 0, 11)
     site = site_at(lines, cur)
-    (item,) = inline_items(lines, site, ["x"], encoding="utf-16")
+    (item,) = inline_items(lines, site, ["x"], encoding="utf-16").items
     assert item.range.start.character == 11
-    (item,) = inline_items(lines, site, ["x"], encoding="utf-8")
+    (item,) = inline_items(lines, site, ["x"], encoding="utf-8").items
     assert item.range.start.character == 13
 
 
@@ -64,7 +64,7 @@ def test_selected_completion_items_start_with_the_selected_text():
     lines = lines_of("os.pa\n")
     sel = (locate(lines, 0, 3), locate(lines, 0, 5), "path")
     site = site_at(lines, locate(lines, 0, 5), selected=sel)
-    (item,) = inline_items(lines, site, [".join"])
+    (item,) = inline_items(lines, site, [".join"]).items
     assert item.insert_text == "path.join"
     assert item.range.start.character == 3 and item.range.end.character == 5
 
@@ -72,7 +72,7 @@ def test_selected_completion_items_start_with_the_selected_text():
 def test_completion_item_edits_from_the_word_start():
     lines = lines_of("x = os.pa\n")
     site = site_at(lines, locate(lines, 0, 9))
-    item = completion_item(lines, site, "th.join(a, b)\nmore")
+    item = completion_item(lines, site, "th.join(a, b)")
     assert item is not None
     assert item.text_edit.new_text == "path.join(a, b)"
     assert item.text_edit.range.start.character == 7

@@ -55,10 +55,11 @@ def test_rewrite_plan_replaces_only_prose():
     text = "# Title here\n\nSome `code` and words.\n"
     plan = RewritePlan(text, 0, len(text))
     assert [text[s.start : s.end] for s in plan.spans] == ["Title here", "Some", "and words."]
+    befores = []
     for span in plan.spans:
-        req = plan.request(span, remask=0.5, policy="adaptive", context_tokens=256, deadline_ms=None)
-        assert req.draft == text[span.start : span.end] and req.remask == 0.5
+        befores.append(plan.before(span))  # the rewritten text before the span is its context
         plan.accept(span, "X")
+    assert befores == ["# ", "# X\n\n", "# X\n\nX `code` "]
     assert plan.result() == "# X\n\nX `code` X\n"
 
 

@@ -10,16 +10,16 @@ from runtime.train.corpus import SourceFile
 SOURCE = Path(__file__).read_text()
 
 
-def test_run_policy_reports_every_column(tiny_engine):
+def test_run_policy_reports_every_column(tiny_backend):
     doc = SourceFile("test:self", "MIT", "test_benchmark_policies.py", SOURCE)
     rng = random.Random(0)
     tasks = [t for kind in ("line_rest", "block") if (t := make_task(doc, kind, rng)) is not None]
     assert tasks
     for policy in ("sequential", "llada:steps=2"):
-        row = run_policy(tiny_engine, tasks, policy, context_tokens=256)
+        row = run_policy(tiny_backend, tasks, policy, context_tokens=256)
         assert row["n"] == len(tasks) and 0.0 <= row["exact"] <= 100.0
         assert row["fpt"] > 0 and row["p95"] >= row["p50"] > 0
-    assert run_policy(tiny_engine, tasks, "sequential", 256)["fpt"] >= 0.99
+    assert run_policy(tiny_backend, tasks, "sequential", 256)["fpt"] >= 0.99
 
 
 def test_main_prints_a_table_and_plot(tmp_path, capsys, monkeypatch):

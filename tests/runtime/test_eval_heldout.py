@@ -44,10 +44,10 @@ def test_request_shape():
     assert not request_for(b, 256).single_line
 
 
-def test_exact_match_scoring(tiny_engine):
+def test_exact_match_scoring(tiny_backend):
     assert is_exact("return x  ", "return x") and not is_exact("return y", "return x")
     tasks = list(iter_tasks(3, docs=DOCS))
-    res = evaluate(tiny_engine, tasks, context_tokens=128)
+    res = evaluate(tiny_backend, tasks, context_tokens=128)
     assert set(res) == {*KINDS, "all_single_line"}
     assert res["all_single_line"]["n"] == 6
     assert all(0.0 <= r["exact_match"] <= 1.0 for r in res.values())

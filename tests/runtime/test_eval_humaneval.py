@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from runtime.canvas import build_context, canvas_target
+from runtime.canvas import canvas_target
+from runtime.context import build_context
 from runtime.eval import humaneval
 from runtime.eval.humaneval import Problem, evaluate, finish, load_problems, program, request, run_program
 
@@ -69,16 +70,22 @@ def test_line_benchmarks_get_whole_lines():
     assert finish("x + 1", "random-span-light") == "x + 1"
 
 
-def test_oracle_setting_fixes_the_length_to_the_canonical_middle(tiny_engine, single):
+def test_oracle_setting_fixes_the_length_to_the_canonical_middle(tiny_backend, single):
     p: Problem = single[3]
-    req = request(tiny_engine, p, "single-line", "oracle", 1024)
-    ctx = build_context(tiny_engine.tok, p.prompt, p.suffix, 1024)
-    n = len(canvas_target(tiny_engine.tok, ctx.heal, p.canonical_solution))
+    req = request(tiny_backend, p, "single-line", "oracle", 1024)
+    ctx = build_context(tiny_backend.tok, p.prompt, p.suffix, 1024)
+    n = len(canvas_target(tiny_backend.tok, ctx.heal, p.canonical_solution))
     assert req.max_tokens == n and req.exact_length and req.single_line
-    assert tiny_engine.infill(req).stats.tokens == n
-    unknown = request(tiny_engine, p, "single-line", "unknown", 1024)
+    assert tiny_backend.infill(req).stats.tokens == n
+    unknown = request(tiny_backend, p, "single-line", "unknown", 1024)
     assert unknown.canvas_tokens is None
-    out = humaneval.evaluate_engine(tiny_engine, "random-span-light", "oracle", limit=2)
+    problems = load_problems("random-span-light")[:2]
+
+    def completer(pr):
+        res = tiny_backend.infill(request(tiny_backend, pr, "random-span-light", "oracle", 1024))
+        return finish(res.text, "random-span-light")
+
+    out = evaluate(completer, problems)
     assert out["n"] == 2 and 0.0 <= out["pass@1"] <= 1.0
 
 
@@ -87,8 +94,9 @@ def test_a_healed_newline_does_not_end_a_single_line():
     that newline must not end the single line (it did, and every completion was empty)."""
     import torch
 
+    from runtime.canvas import canvas_spec
     from runtime.policies import make_policy
-    from runtime.sampler import CanvasSpec, denoise
+    from runtime.sampler import denoise
 
     newline_tok, word, pad, mask = 5, 6, 0, 1
 
@@ -98,6 +106,9 @@ def test_a_healed_newline_does_not_end_a_single_line():
         logits[1:, word] = 10.0
         return logits
 
-    spec = CanvasSpec(4, mask, pad, (mask,), first_slot_ids=(newline_tok,), stop_ids=frozenset({newline_tok}))
+    spec = canvas_spec(
+        4, mask_id=mask, pad_id=pad, banned_ids=(mask,), first_slot_ids=(newline_tok,),
+        stop_ids=frozenset({newline_tok}),
+    )
     out = denoise(forward, spec, make_policy("sequential", 4))
     assert out.tokens == [newline_tok, word, word, word]

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from runtime.load import SHARD_BYTES, load_engine, load_folder, save_folder
+from runtime.load import SHARD_BYTES, load_embedded, load_folder, save_folder
 from runtime.model import InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
 from runtime.types import InfillRequest, ModelLoadError
@@ -27,7 +27,7 @@ def test_roundtrip_gives_identical_outputs(folder):
         a = model.eval().denoise(ids[:, :8], model.encode(ids, None))
         b = loaded.denoise(ids[:, :8], loaded.encode(ids, None))
     assert torch.equal(a, b)
-    engine = load_engine(str(path), threads=1)
+    engine = load_embedded(str(path), threads=1)
     r = engine.infill(InfillRequest("x = 1\n" * 200, "\n", max_tokens=4, context_tokens=1024))
     assert r.stats.tokens >= 1
     assert r.stats.context_tokens <= 64  # clipped to what the model was trained on
@@ -43,7 +43,7 @@ def test_shards_are_at_most_16_mib(tmp_path):
 
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
-        load_engine(str(tmp_path / "nothing"))
+        load_embedded(str(tmp_path / "nothing"))
 
 
 def test_corrupt_weights(folder):
@@ -82,4 +82,4 @@ def test_missing_tokenizer(folder):
 def test_missing_default_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr("runtime.load.DEFAULT_MODEL_DIR", tmp_path / "dg-code-small")
     with pytest.raises(ModelLoadError, match=r"default model is missing.*pip install -e"):
-        load_engine("default")
+        load_embedded("default")

@@ -4,8 +4,10 @@ trained model, so the loop's bookkeeping can be checked exactly."""
 import pytest
 import torch
 
+from runtime.canvas import canvas_spec
 from runtime.policies import POLICIES, make_policy
-from runtime.sampler import END_PROBABILITY, CanvasSpec, ContentRule, denoise
+from runtime.rules import END_PROBABILITY, ContentRule
+from runtime.sampler import denoise
 from runtime.schedule import CosineSchedule
 from runtime.types import BadRequest, Cancelled
 
@@ -13,7 +15,7 @@ V, MASK, PAD = 12, 1, 0
 
 
 def spec(c=8, **kw):
-    return CanvasSpec(length=c, mask_id=MASK, pad_id=PAD, banned_ids=(MASK,), **kw)
+    return canvas_spec(c, mask_id=MASK, pad_id=PAD, banned_ids=(MASK,), **kw)
 
 
 def scripted(target, sharp=8.0, flat_slots=()):
@@ -147,12 +149,29 @@ def test_policy_options_from_the_name():
     assert make_policy("llada:steps=3", 8).schedule.steps == 3
     assert make_policy("adaptive:gamma=0.4,max_remask_per_slot=2", 8).max_remask_per_slot == 2
     assert isinstance(make_policy("llada:schedule=cosine", 8).schedule, CosineSchedule)
-    with pytest.raises(BadRequest, match="unknown value 'wavy'"):
+    with pytest.raises(BadRequest, match="schedule='wavy': choose from linear, cosine"):
         make_policy("llada:schedule=wavy", 8)
     with pytest.raises(BadRequest, match="NAME=VALUE"):
         make_policy("threshold:tau", 8)
-    with pytest.raises(BadRequest, match="bad options for policy 'entropy'"):
+    with pytest.raises(BadRequest, match="policy 'entropy' has no option 'tau'"):
         make_policy("entropy:tau=0.3", 8)
+
+
+def test_the_option_table_matches_the_policies():
+    """runtime.policy_spec (torch-free, used by the settings) knows exactly the options each
+    policy's factory takes, with a value of the right type."""
+    import inspect
+
+    from runtime.policies import Adaptive
+    from runtime.policy_spec import OPTIONS
+
+    for name, factory in POLICIES.items():
+        params = inspect.signature(factory).parameters
+        taken = Adaptive.__dataclass_fields__ if name == "adaptive" else params
+        assert set(OPTIONS[name]) == set(taken) - {"canvas_len"}, name
+        for key, kind in OPTIONS[name].items():
+            value = kind[-1] if isinstance(kind, tuple) else kind(2)
+            assert make_policy(f"{name}:{key}={value}", 8) is not None
 
 
 def test_stop_token_ends_a_single_line():

@@ -5,7 +5,8 @@ import random
 import pytest
 import torch
 
-from runtime.canvas import build_context, canvas_target
+from runtime.canvas import canvas_target
+from runtime.context import build_context
 from runtime.train.objective import (
     KINDS,
     ObjectiveConfig,

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from runtime.load import load_engine
+from runtime.load import load_embedded
 from runtime.train.corpus import SourceFile, write_shards
 from runtime.train.tokenizer_train import train_tokenizer
 from runtime.train.trainer import TrainConfig, Trainer, parse
@@ -75,7 +75,7 @@ def test_loss_goes_down_and_model_folder_loads(files):
     assert cfg["trained"]["steps"] == 40 and cfg["trained"]["tokens"] == t.state.tokens > 0
     assert cfg["trained"]["context_tokens"] == 64
     assert max(p.stat().st_size for p in (files / "out").glob("*.safetensors")) <= 16 * 2**20
-    engine = load_engine(str(files / "out"))
+    engine = load_embedded(str(files / "out"))
     res = engine.infill(InfillRequest(prefix="def f1_3(x):\n    return", suffix="\n", max_tokens=8))
     assert isinstance(res.text, str) and res.stats.forwards >= 1
     assert (files / "learn" / "train.log").read_text().count("tok/s") >= 1

@@ -1,14 +1,12 @@
-"""Async adapter between the server's event loop and the blocking runtime engine.
+"""The worker: the server's event loop hands infill requests to one thread that runs the backend.
 
-One worker thread runs `engine.infill`, one request at a time, so model work
+One worker thread runs `backend.infill`, one request at a time, so model work
 never blocks the event loop.  Each request carries a cancel flag
 (`threading.Event`) that the runtime checks between denoising steps: an
 awaiting handler that is cancelled (`$/cancelRequest`) or superseded (a newer
 request with the same key, cancel-previous) stops the model within one step.
 The queue is bounded: when it is full the oldest waiting request is dropped.
-
-`TypingCache` answers "typing as suggested" without the model, and
-`ServiceStats` keeps what `dg.stats` reports.
+`ServiceStats` keeps what `dg.stats` reports about requests.
 """
 
 from __future__ import annotations
@@ -16,36 +14,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from runtime.types import Cancelled, InfillRequest, InfillResult
+from runtime.measure import percentile
+from runtime.types import CacheStats, Cancelled, InfillRequest, InfillResult
+
+if TYPE_CHECKING:
+    from runtime.backends.base import Backend
 
 log = logging.getLogger(__name__)
-
-
-class Engine(Protocol):
-    """What the adapter needs of `runtime.engine.EmbeddedEngine`."""
-
-    description: str
-
-    def infill(
-        self, req: InfillRequest, should_cancel: Callable[[], bool] | None = None
-    ) -> InfillResult: ...
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
 
 
 @dataclass
@@ -64,10 +46,10 @@ class ServiceStats:
     """Cancel flag set -> model work stopped, for requests cancelled while running."""
     steps_after_cancel: int = 0
     """Most denoising steps any running request made after its cancel flag was set."""
-    typing_lookups: int = 0
-    typing_hits: int = 0
 
-    def as_dict(self, cache_stats: object | None = None, pending: int = 0) -> dict[str, float | int | str]:
+    def as_dict(
+        self, cache_stats: CacheStats | None = None, pending: int = 0
+    ) -> dict[str, float | int | str]:
         lat = list(self.latencies_ms)
         out: dict[str, float | int | str] = {
             "requests": self.completed + self.cancelled + self.errors,
@@ -84,10 +66,8 @@ class ServiceStats:
             "forwardsPerToken": round(self.forwards / self.tokens, 3) if self.tokens else 0.0,
             "maxCancelLatencyMs": round(max(self.cancel_latency_ms, default=0.0), 2),
             "maxStepsAfterCancel": self.steps_after_cancel,
-            "typingLookups": self.typing_lookups,
-            "typingHits": self.typing_hits,
         }
-        if cache_stats is not None:  # runtime.cache.CacheStats from the backend's cache_stats()
+        if cache_stats is not None:
             s = cache_stats
             out.update(
                 contextCacheLookups=s.lookups,
@@ -123,12 +103,12 @@ class InfillService:
 
     def __init__(
         self,
-        engine: Engine | None = None,
+        backend: Backend | None = None,
         *,
         max_pending: int = 8,
         on_busy: Callable[[bool], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.backend = backend
         self.max_pending = max_pending
         self.on_busy = on_busy
         self.stats = ServiceStats()
@@ -145,12 +125,12 @@ class InfillService:
             return sum(1 for j in self._queue if not j.cancel.is_set())
 
     async def infill(self, request: InfillRequest, key: str | None = None) -> InfillResult | None:
-        """The result, or None when there is no engine or the request was cancelled or dropped.
+        """The result, or None when there is no backend or the request was cancelled or dropped.
 
         A request with a `key` cancels the previous one with the same key.
         Cancelling the awaiting task sets the cancel flag and re-raises.
         """
-        if self.engine is None or self._closed:
+        if self.backend is None or self._closed:
             return None
         job = _Job(request, key, concurrent.futures.Future())
         with self._cv:
@@ -211,12 +191,12 @@ class InfillService:
                 log.exception("busy callback failed")
 
     def _run(self, job: _Job) -> None:
-        engine = self.engine
-        if engine is None:
+        backend = self.backend
+        if backend is None:
             self._finish(job, None, cancelled=True, ran=False)
             return
         try:
-            result = engine.infill(job.request, job.should_cancel)
+            result = backend.infill(job.request, job.should_cancel)
         except Cancelled:
             self._finish(job, None, cancelled=True, ran=True)
         except Exception as e:  # reported to the awaiting handler, never kills the worker
@@ -248,52 +228,3 @@ class InfillService:
         with self._cv:
             if job.key is not None and self._latest.get(job.key) is job:
                 del self._latest[job.key]
-
-
-@dataclass
-class _Shown:
-    anchor: int
-    before: str
-    after: str
-    fills: list[str]
-
-
-class TypingCache:
-    """The last suggestions shown per document, answered again while the user types them.
-
-    `remember` stores the fills (document text) shown at `anchor`; `lookup`
-    succeeds when the text between the anchor and the cursor is a prefix of a
-    fill and the text around it is unchanged, and returns the fills' rest.
-    """
-
-    WINDOW = 512
-
-    def __init__(self) -> None:
-        self._shown: dict[str, _Shown] = {}
-
-    def remember(self, uri: str, text: str, anchor: int, fills: list[str]) -> None:
-        if not fills:
-            self._shown.pop(uri, None)
-            return
-        self._shown[uri] = _Shown(
-            anchor,
-            text[max(0, anchor - self.WINDOW) : anchor],
-            text[anchor : anchor + self.WINDOW],
-            fills,
-        )
-
-    def lookup(self, uri: str, text: str, offset: int) -> list[str] | None:
-        s = self._shown.get(uri)
-        if s is None or offset <= s.anchor:
-            return None
-        if text[s.anchor - len(s.before) : s.anchor] != s.before:
-            return None
-        typed = text[s.anchor : offset]
-        rest = [f[len(typed) :] for f in s.fills if len(f) > len(typed) and f.startswith(typed)]
-        rest = [r for r in rest if r.strip()]
-        if not rest or text[offset : offset + len(s.after)] != s.after[: len(text) - offset]:
-            return None
-        return rest
-
-    def forget(self, uri: str) -> None:
-        self._shown.pop(uri, None)

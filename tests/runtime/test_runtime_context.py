@@ -2,13 +2,9 @@ import pytest
 from tokenizers import Tokenizer as HF
 from tokenizers import models, trainers
 
-from runtime.canvas import (
-    PREFIX_LINE_QUANTUM,
-    build_context,
-    canvas_target,
-    strip_heal,
-    trim_suffix_overlap,
-)
+from runtime.canvas import canvas_target
+from runtime.context import PREFIX_LINE_QUANTUM, build_context, clip_prefix
+from runtime.text import strip_heal, trim_suffix_overlap
 from runtime.tokenizer import SPECIAL_TOKENS, Tokenizer, configure_byte_level
 
 
@@ -61,7 +57,6 @@ def test_budget_keeps_text_nearest_the_cursor(tok):
     assert text.startswith("after 0\n")  # suffix start kept
     assert (text + ctx.heal).endswith("line 399\n")  # prefix end kept
     assert "line 0\n" not in text and "after 399" not in text
-    assert ctx.prefix_chars_dropped > 0
 
 
 def test_clipped_prefix_start_is_stable_while_typing(tok):
@@ -71,10 +66,11 @@ def test_clipped_prefix_start_is_stable_while_typing(tok):
     typed = ""
     for ch in "value = compute(1)":
         typed += ch
-        starts.add(build_context(tok, base + typed, "", 512).prefix_chars_dropped)
+        text = base + typed
+        starts.add(len(text) - len(clip_prefix(tok, text, 512)))
     assert len(starts) == 1
     dropped = starts.pop()
-    assert base.count("\n", 0, dropped) % PREFIX_LINE_QUANTUM == 0
+    assert dropped > 0 and base.count("\n", 0, dropped) % PREFIX_LINE_QUANTUM == 0
 
 
 def test_long_single_line_prefix_is_cut(tok):
@@ -96,6 +92,8 @@ def test_tiny_budget_is_rejected(tok):
         ("a, b):", "):", "def f(", "a, b"),
         ("x = 1\nreturn x\n", "return x\n", "", "x = 1\n"),  # repeats the next line
         ("return x", "return x\n", "", ""),
+        ("a,\n    b", "))\n    b\nc\n", "f(g(", "a,\n"),  # last line repeats the one after the closers
+        ("a,\n    b", "x)\n    b\n", "f(", "a,\n    b"),  # not after a rest of line that is code
     ],
 )
 def test_trim_suffix_overlap(text, suffix, prefix_line, want):
@@ -113,3 +111,13 @@ def test_invalid_utf8_never_reaches_the_text(tok):
     ids = [*tok.encode("ok "), tok.encode("é")[0], *tok.encode(" end")]  # a lone lead byte
     assert strip_heal(tok, "", ids) == "ok  end"
     assert "\ufffd" not in tok.decode(ids)
+
+
+def test_finish_cuts_one_line_then_trims():
+    from runtime.text import finish
+    from runtime.types import InfillRequest
+
+    line = InfillRequest(prefix="x = ", suffix="\ny = 2\n", single_line=True)
+    assert finish("1\ny = 2", line) == "1"
+    block = InfillRequest(prefix="def f():\n    ", suffix="\n    return 1\n")
+    assert finish("x = 1\n    return 1\n", block) == "x = 1\n"

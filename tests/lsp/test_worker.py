@@ -1,6 +1,7 @@
-"""Unit tests of dg_lsp.engine: the worker thread, cancel flags, bounded queue, typing cache.
+"""Unit tests of dg_lsp.worker and dg_lsp.typing_cache: the worker thread, cancel flags,
+bounded queue, typing cache.
 
-They run the real random-weight "tiny" engine (no mocks).
+They run the real random-weight "tiny" embedded backend (no mocks).
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import threading
 
 import pytest
 
-from dg_lsp.engine import InfillService, TypingCache, percentile
-from runtime.load import load_engine
+from dg_lsp.typing_cache import TypingCache
+from dg_lsp.worker import InfillService
+from runtime.load import load_embedded
+from runtime.measure import percentile
 from runtime.types import InfillRequest
 
 
 @pytest.fixture(scope="module")
 def engine():
-    return load_engine("tiny", threads=1)
+    return load_embedded("tiny", threads=1)
 
 
 def long_request(n: int = 4096) -> InfillRequest:
@@ -82,6 +85,7 @@ def test_typing_cache():
     assert cache.lookup("u", "y = co\nrest", 6) is None  # text before changed
     assert cache.lookup("u", "x = count\nrest", 9) is None  # fully typed
     assert cache.lookup("other", typed, 6) is None
+    assert cache.stats() == {"typingLookups": 6, "typingHits": 1}
 
 
 def test_percentile():

@@ -13,8 +13,8 @@ SUFFIX = "\n\nprint(add(1, 2))\n"
 
 
 @pytest.mark.parametrize("policy", list(POLICIES))
-def test_every_policy_runs_with_stats(tiny_engine, policy):
-    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=20, policy=policy))
+def test_every_policy_runs_with_stats(tiny_backend, policy):
+    r = tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=20, policy=policy))
     s = r.stats
     assert 1 <= s.tokens <= 20 and s.forwards >= 1
     assert s.tokens_per_forward == pytest.approx(s.tokens / s.forwards)
@@ -23,30 +23,30 @@ def test_every_policy_runs_with_stats(tiny_engine, policy):
         assert s.forwards >= s.tokens  # one commit per forward (pad closure aside)
 
 
-def test_deterministic_at_temperature_zero(tiny_engine):
+def test_deterministic_at_temperature_zero(tiny_backend):
     req = InfillRequest(PREFIX, SUFFIX, max_tokens=24)
-    assert tiny_engine.infill(req).text == tiny_engine.infill(req).text
+    assert tiny_backend.infill(req).text == tiny_backend.infill(req).text
 
 
-def test_canvases_continue_up_to_max_tokens(tiny_engine):
+def test_canvases_continue_up_to_max_tokens(tiny_backend):
     """Random weights rarely emit pad, so canvases fill and continue block-autoregressively."""
-    c = tiny_engine.canvas_len
-    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=2 * c + 3, policy="threshold"))
+    c = tiny_backend.canvas_len
+    r = tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=2 * c + 3, policy="threshold"))
     if r.stats.tokens == 2 * c + 3:
         assert r.stats.canvases == 3
     else:  # a pad ended it early: then the last canvas was not full
         assert r.stats.tokens < r.stats.canvases * c
 
 
-def test_keystroke_reuses_the_context_cache(tiny_engine):
-    tiny_engine.cache.clear()
-    first = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4))
-    second = tiny_engine.infill(InfillRequest(PREFIX + " +", SUFFIX, max_tokens=4))
+def test_keystroke_reuses_the_context_cache(tiny_backend):
+    tiny_backend.cache.clear()
+    first = tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4))
+    second = tiny_backend.infill(InfillRequest(PREFIX + " +", SUFFIX, max_tokens=4))
     assert first.stats.cached_tokens == 0
     assert second.stats.cached_tokens >= second.stats.context_tokens - 3
 
 
-def test_cancel_raises_and_engine_stays_usable(tiny_engine):
+def test_cancel_raises_and_engine_stays_usable(tiny_backend):
     calls = {"n": 0}
 
     def cancel():
@@ -54,44 +54,45 @@ def test_cancel_raises_and_engine_stays_usable(tiny_engine):
         return calls["n"] > 2
 
     with pytest.raises(Cancelled):
-        tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, policy="sequential"), cancel)
+        tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, policy="sequential"), cancel)
     assert calls["n"] == 3  # checked before each step; stopped right after the flag turned
-    assert tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4)).stats.tokens >= 1
+    assert tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4)).stats.tokens >= 1
 
 
-def test_single_line_has_no_newline(tiny_engine):
-    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, single_line=True, temperature=1.0))
+def test_single_line_has_no_newline(tiny_backend):
+    r = tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=40, single_line=True, temperature=1.0))
     assert "\n" not in r.text
 
 
-def test_deadline_returns_early(tiny_engine):
-    r = tiny_engine.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=64, policy="adaptive", deadline_ms=0.001))
+def test_deadline_returns_early(tiny_backend):
+    req = InfillRequest(PREFIX, SUFFIX, max_tokens=64, policy="adaptive", deadline_ms=0.001)
+    r = tiny_backend.infill(req)
     assert r.stats.deadline_hit and r.stats.forwards == 1
 
 
-def test_rewrite_mode_starts_from_the_draft(tiny_engine):
+def test_rewrite_mode_starts_from_the_draft(tiny_backend):
     draft = "This paragraph is rewritten by the model."
-    keep = tiny_engine.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=0.0, policy="sequential"))
+    keep = tiny_backend.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=0.0, policy="sequential"))
     assert keep.text.startswith(draft)  # nothing re-masked: only the few growth slots are generated
-    changed = tiny_engine.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=1.0))
+    changed = tiny_backend.infill(InfillRequest("# T\n\n", "\n", draft=draft, remask=1.0))
     assert changed.text != draft
 
 
-def test_bad_requests(tiny_engine):
+def test_bad_requests(tiny_backend):
     with pytest.raises(BadRequest, match="unknown policy"):
-        tiny_engine.infill(InfillRequest("a", "b", policy="nope"))
+        tiny_backend.infill(InfillRequest("a", "b", policy="nope"))
     with pytest.raises(BadRequest, match="max_tokens"):
-        tiny_engine.infill(InfillRequest("a", "b", max_tokens=0))
+        tiny_backend.infill(InfillRequest("a", "b", max_tokens=0))
     with pytest.raises(BadRequest, match="remask"):
-        tiny_engine.infill(InfillRequest("a", "b", draft="x", remask=2.0))
+        tiny_backend.infill(InfillRequest("a", "b", draft="x", remask=2.0))
 
 
-def test_concurrent_callers_are_serialised(tiny_engine):
+def test_concurrent_callers_are_serialised(tiny_backend):
     results, errors = [], []
 
     def work(i):
         try:
-            results.append(tiny_engine.infill(InfillRequest(PREFIX + str(i), SUFFIX, max_tokens=8)).text)
+            results.append(tiny_backend.infill(InfillRequest(PREFIX + str(i), SUFFIX, max_tokens=8)).text)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -103,8 +104,8 @@ def test_concurrent_callers_are_serialised(tiny_engine):
     assert not errors and len(results) == 4
 
 
-def test_long_uncached_context_encode_is_cancellable(tiny_engine):
-    tiny_engine.cache.clear()
+def test_long_uncached_context_encode_is_cancellable(tiny_backend):
+    tiny_backend.cache.clear()
     checks = {"n": 0}
 
     def cancel():
@@ -112,7 +113,7 @@ def test_long_uncached_context_encode_is_cancellable(tiny_engine):
         return True
 
     with pytest.raises(Cancelled, match="encoding"):
-        tiny_engine.infill(InfillRequest("x = 1\n" * 400, "", context_tokens=2048), cancel)
+        tiny_backend.infill(InfillRequest("x = 1\n" * 400, "", context_tokens=2048), cancel)
     assert checks["n"] == 1  # stopped at the first chunk boundary
 
 
@@ -121,9 +122,9 @@ def test_a_completion_on_a_blank_line_is_never_empty():
     on line breaks): mid-line it ends at once; on a blank line visible text must come first."""
     import torch
 
-    from runtime.load import load_engine
+    from runtime.load import load_embedded
 
-    eng = load_engine("tiny", threads=1)
+    eng = load_embedded("tiny", threads=1)
     real = eng.model.denoise
     ends = torch.tensor(sorted(eng.tok.newline_ids | {eng.tok.pad_id}))
 
@@ -145,16 +146,16 @@ def test_bfloat16_autocast_engine():
     """The bf16 path (used where the CPU has native bf16) fills, caches bf16 K/V, and is deterministic."""
     import torch
 
-    from runtime.load import load_engine
+    from runtime.load import load_embedded
 
-    eng = load_engine("tiny", threads=1, dtype="bfloat16")
+    eng = load_embedded("tiny", threads=1, dtype="bfloat16")
     assert eng.compute_dtype is torch.bfloat16
     req = InfillRequest(prefix="def add(a, b):\n    return ", suffix="\n", max_tokens=8)
     first, second = eng.infill(req), eng.infill(req)
     assert first.text == second.text and second.stats.cached_tokens > 0
     entry = next(iter(eng.cache._entries.values()))
     assert entry.kv[0][0].dtype is torch.bfloat16  # half the cache memory of float32
-    assert load_engine("tiny", threads=1).compute_dtype is None  # presets: float32 unless asked
+    assert load_embedded("tiny", threads=1).compute_dtype is None  # presets: float32 unless asked
 
 
 def test_dtype_choices():
@@ -174,11 +175,11 @@ def test_dtype_choices():
 
 
 @pytest.mark.parametrize("extra", [-11, 0, 3])
-def test_exact_length_fills_exactly_max_tokens(tiny_engine, extra):
+def test_exact_length_fills_exactly_max_tokens(tiny_backend, extra):
     """The oracle-length setting: pad banned, and the last canvas keeps the model's size with its
     slots past the length starting as pad."""
-    n = tiny_engine.canvas_len + extra
+    n = tiny_backend.canvas_len + extra
     req = InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_tokens=n, exact_length=True)
-    res = tiny_engine.infill(req)
+    res = tiny_backend.infill(req)
     assert res.stats.tokens == n
     assert res.stats.canvases == (2 if extra > 0 else 1)

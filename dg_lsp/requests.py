@@ -1,0 +1,88 @@
+"""Where to infill + the user's settings -> `InfillRequest`s: the one place requests are built.
+
+    inline_requests     an inline completion: one request when automatic; when invoked,
+                        the rest of the line, a block (multi-line sites) and a sampled one
+    selection_request   dg.fillSelection: the selection masked and regenerated from both sides
+    rewrite_request     dg.rewriteMarkdown: one prose span as a draft, partly re-masked
+
+Pure functions of plain data; a request checks itself when made (`runtime.types`).
+"""
+
+from __future__ import annotations
+
+from dg_lsp.context import Site, prefix_window, suffix_window, to_model_text
+from dg_lsp.markdown import RewritePlan, Span
+from dg_lsp.settings import Settings
+from runtime.types import InfillRequest
+
+SINGLE_LINE_MAX_TOKENS = 32
+"""A rest-of-line completion is short (Copilot caps it at 20 tokens; the p95 line is 73 characters)."""
+INVOKED_SAMPLE = {"temperature": 0.8, "seed": 1}
+"""The invoked request's last, sampled variant: a different suggestion, reproducible."""
+REWRITE_REMASK = 0.5
+"""Fraction of a prose span's tokens re-masked by dg.rewriteMarkdown."""
+
+
+def inline_requests(site: Site, settings: Settings, *, invoked: bool) -> list[InfillRequest]:
+    """Automatic: one request within the automatic budget.  Invoked (the user asked, and may cycle
+    through several): the rest of the line, then for a multi-line site a block, then a sample."""
+    if not invoked:
+        return [_site_request(site, settings, settings.automatic_budget_ms, single_line=site.single_line)]
+    budget = settings.invoked_budget_ms
+    shapes = [True] if site.single_line else [True, False]
+    out = [_site_request(site, settings, budget, single_line=one_line) for one_line in shapes]
+    out.append(_site_request(site, settings, budget, single_line=site.single_line, **INVOKED_SAMPLE))
+    return out
+
+
+def _site_request(
+    site: Site, s: Settings, deadline_ms: float, *, single_line: bool, temperature: float = 0.0, seed: int = 0
+) -> InfillRequest:
+    return InfillRequest(
+        prefix=site.prefix,
+        suffix=site.suffix,
+        max_tokens=min(s.max_tokens, SINGLE_LINE_MAX_TOKENS) if single_line else s.max_tokens,
+        policy=s.policy,
+        deadline_ms=deadline_ms,
+        temperature=temperature,
+        seed=seed,
+        context_tokens=s.context_tokens,
+        single_line=single_line,
+    )
+
+
+def selection_request(text: str, start: int, end: int, settings: Settings, canvas_len: int) -> InfillRequest:
+    """Mask `text[start:end]` and regenerate it from both sides.
+
+    The canvas is sized from the selection (in characters, a safe upper bound on
+    tokens) so short selections stay short; pads let it shrink, further canvases
+    let it grow up to twice the selection."""
+    s = settings
+    selected = to_model_text(text[start:end])
+    return InfillRequest(
+        prefix=to_model_text(prefix_window(text, start, s.context_tokens)),
+        suffix=to_model_text(suffix_window(text, end, s.context_tokens)),
+        max_tokens=max(8, 2 * len(selected) + 8),
+        policy=s.policy,
+        deadline_ms=s.invoked_budget_ms,
+        context_tokens=s.context_tokens,
+        canvas_tokens=max(4, min(len(selected) + 4, canvas_len)),
+    )
+
+
+def rewrite_request(plan: RewritePlan, span: Span, settings: Settings) -> InfillRequest:
+    """One prose span of a Markdown rewrite: its text is the draft, the rewritten text before it
+    and the original text after it are the context."""
+    s = settings
+    before = plan.before(span)
+    draft = to_model_text(plan.text[span.start : span.end])
+    return InfillRequest(
+        prefix=to_model_text(prefix_window(before, len(before), s.context_tokens)),
+        suffix=to_model_text(suffix_window(plan.text, span.end, s.context_tokens)),
+        max_tokens=len(draft) + 8,
+        policy=s.policy,
+        deadline_ms=s.invoked_budget_ms,
+        context_tokens=s.context_tokens,
+        draft=draft,
+        remask=REWRITE_REMASK,
+    )

@@ -1,0 +1,125 @@
+"""The embedded model as a backend: request -> context -> canvas plan -> canvas chain -> text.
+
+    runtime.context  build_context (clipped, healed)
+    runtime.cache    the context's K/V, reused across keystrokes (EncodedContext)
+    runtime.canvas   the plan: free, exact length, or drafted canvases
+    runtime.blocks   the chain over the plan (runtime.sampler denoises each canvas)
+    runtime.text     decode, single-line cut, suffix-overlap trim
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import torch
+
+from runtime.backends.base import Backend
+from runtime.blocks import run_chain
+from runtime.cache import ContextCache
+from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
+from runtime.context import build_context
+from runtime.model import InfillTransformer
+from runtime.policies import make_policy
+from runtime.rules import ContentRule
+from runtime.text import finish, strip_heal
+from runtime.tokenizer import Tokenizer
+from runtime.types import CacheStats, InfillRequest, InfillResult
+
+
+class EmbeddedBackend(Backend):
+    name = "embedded"
+    rewrites = True
+
+    def __init__(
+        self,
+        model: InfillTransformer,
+        tokenizer: Tokenizer,
+        *,
+        cache_bytes: int = 256 * 2**20,
+        device: str = "cpu",
+        description: str = "",
+        max_context_tokens: int | None = None,
+        compute_dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if model.args.vocab_size < tokenizer.vocab_size:
+            raise ValueError(f"model vocabulary {model.args.vocab_size} < tokenizer's {tokenizer.vocab_size}")
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.cache = ContextCache(cache_bytes)
+        self.device = torch.device(device)
+        self.description = description
+        self.max_context_tokens = max_context_tokens
+        """Contexts are clipped to this (the longest the model was trained on): longer ones put
+        the canvas at distances the model never saw, which hurts more than the lost text helps."""
+        self.compute_dtype = compute_dtype
+        """Autocast dtype of the matrix products (None: float32); see load.resolve_embedded_dtype."""
+        specials = tokenizer.special_ids - {tokenizer.pad_id}
+        self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
+        self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
+
+    def cache_stats(self) -> CacheStats:
+        return self.cache.stats()
+
+    def close(self) -> None:
+        self.cache.clear()
+
+    @property
+    def canvas_len(self) -> int:  # type: ignore[override]
+        return self.model.args.canvas_len
+
+    def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
+        started = time.perf_counter()
+        canvas_len = req.canvas_tokens or self.canvas_len
+        policy = make_policy(req.policy, canvas_len)
+        with torch.inference_mode(), self._autocast():
+            budget = min(req.context_tokens, self.max_context_tokens or req.context_tokens)
+            ctx = build_context(self.tok, req.prefix, req.suffix, budget)
+            context = self.cache.encode(self.model, list(ctx.ids), self.device, should_cancel)
+            generator = torch.Generator().manual_seed(req.seed)
+            plan = self._plan(req, ctx.heal, canvas_len, generator)
+            out, tally = run_chain(
+                plan, context, policy, req, decode=functools.partial(strip_heal, self.tok, ctx.heal),
+                started=started, should_cancel=should_cancel, generator=generator,
+            )
+        text = finish(strip_heal(self.tok, ctx.heal, out), req)
+        stats = tally.stats(
+            tokens=len(out), context_tokens=len(ctx.ids), cached_tokens=context.cached, started=started
+        )
+        return InfillResult(text=text, stats=stats)
+
+    def _autocast(self) -> torch.autocast:
+        dtype = self.compute_dtype or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
+
+    def _plan(self, req: InfillRequest, heal: str, canvas_len: int, generator: torch.Generator) -> CanvasPlan:
+        tok = self.tok
+        heal_ids = tok.ids_starting_with(heal.encode()) if heal else None
+        if req.draft is not None:
+            drafts = draft_canvases(
+                canvas_target(tok, heal, req.draft), canvas_len, req.remask, tok.mask_id, generator
+            )
+            banned = self._banned_with_pad if req.exact_length else self._banned
+            return draft_plan(
+                drafts, req.max_tokens, mask_id=tok.mask_id, pad_id=tok.pad_id, banned_ids=banned,
+                first_slot_ids=heal_ids,
+            )
+        blank_line = not req.prefix.rsplit("\n", 1)[-1].strip()
+        return free_plan(
+            canvas_len, req.max_tokens, mask_id=tok.mask_id, pad_id=tok.pad_id,
+            banned_ids=self._banned_with_pad if req.exact_length else self._banned,
+            first_slot_ids=heal_ids,
+            stop_ids=tok.newline_ids if req.single_line else frozenset(),
+            # on a blank line an empty completion is useless: the text must show something first
+            content_rule=self._content_rule(heal) if blank_line and not req.exact_length else None,
+            exact_length=req.exact_length,
+        )
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - backends live as long as the process
+    def _content_rule(self, heal: str) -> ContentRule:
+        visible, breaks = self.tok.content_flags(0)
+        first_visible, first_breaks = self.tok.content_flags(len(heal.encode()))
+        flags = (torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks))
+        return ContentRule.from_flags(*flags, pad_id=self.tok.pad_id)

@@ -1,0 +1,82 @@
+"""Unit tests of dg_lsp.requests: the one place a site and the settings become InfillRequests."""
+
+from __future__ import annotations
+
+import pytest
+
+from dg_lsp.context import locate, site_at
+from dg_lsp.markdown import RewritePlan
+from dg_lsp.requests import (
+    SINGLE_LINE_MAX_TOKENS,
+    inline_requests,
+    rewrite_request,
+    selection_request,
+)
+from dg_lsp.settings import Settings
+from runtime.types import BadRequest, InfillRequest
+
+SETTINGS = Settings(max_tokens=100, context_tokens=512, automatic_budget_ms=150, invoked_budget_ms=900)
+
+
+def site(text: str, line: int, character: int):
+    lines = text.splitlines(keepends=True)
+    return site_at(lines, locate(lines, line, character), context_tokens=512)
+
+
+def test_automatic_request_follows_the_site():
+    block = site("def f():\n    \n", 1, 4)
+    assert not block.single_line
+    [req] = inline_requests(block, SETTINGS, invoked=False)
+    assert req.max_tokens == 100 and not req.single_line and req.deadline_ms == 150
+    line = site("x = \n", 0, 4)
+    [req] = inline_requests(line, SETTINGS, invoked=False)
+    assert req.single_line and req.max_tokens == SINGLE_LINE_MAX_TOKENS
+    assert req.prefix == "x = " and req.suffix == "\n" and req.policy == "adaptive"
+
+
+def test_invoked_requests():
+    block = site("def f():\n    \n", 1, 4)
+    reqs = inline_requests(block, SETTINGS, invoked=True)
+    assert [r.single_line for r in reqs] == [True, False, False]
+    assert [r.temperature for r in reqs] == [0.0, 0.0, 0.8] and reqs[-1].seed == 1
+    assert all(r.deadline_ms == 900 for r in reqs)
+    line = site("x = \n", 0, 4)
+    reqs = inline_requests(line, SETTINGS, invoked=True)
+    # a single-line site gets single-line suggestions only: the runtime cuts the line once
+    assert [r.single_line for r in reqs] == [True, True]
+    assert [r.temperature for r in reqs] == [0.0, 0.8]
+
+
+def test_selection_request():
+    text = "a = compute(1)\n"
+    sel = selection_request(text, 4, 11, SETTINGS, canvas_len=32)
+    assert sel.prefix == "a = " and sel.suffix == "(1)\n" and sel.canvas_tokens == 11
+    assert sel.max_tokens == 2 * 7 + 8 and sel.deadline_ms == 900
+    assert selection_request("x" * 100, 0, 100, SETTINGS, canvas_len=32).canvas_tokens == 32
+
+
+def test_rewrite_request_drafts_the_span():
+    plan = RewritePlan("# Title\n\nSome words here.\n", 0, 26)
+    span = plan.spans[-1]
+    req = rewrite_request(plan, span, SETTINGS)
+    assert req.draft == plan.text[span.start : span.end] and req.remask == 0.5
+    assert req.prefix == plan.text[: span.start]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"policy": "fast"}, "unknown policy"),
+        ({"policy": "llada:steps=inf"}, "finite"),
+        ({"policy": "threshold:tau=abc"}, "not a number"),
+        ({"policy": "llada:steps=2.5"}, "whole number"),
+        ({"remask": 2.0}, "remask"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"context_tokens": 4}, "context_tokens"),
+        ({"deadline_ms": 0}, "deadline_ms"),
+    ],
+)
+def test_a_request_checks_itself_once(fields, message):
+    with pytest.raises(BadRequest, match=message):
+        InfillRequest(prefix="", suffix="", **fields)
