@@ -70,3 +70,38 @@ def test_functions_are_short(package):
         if n > MAX_FUNCTION_LINES and LONG_OK not in head
     ]
     assert not long, f"over {MAX_FUNCTION_LINES} lines without a '{LONG_OK} why' comment: {long}"
+
+
+def test_one_request_enters_each_file_once_in_path_order():
+    """Follow one request from the backend's `infill` to the model's forward: on every call stack
+    (the project's own frames, nested calls inside one file collapsed) no file appears twice, and
+    the stack that reaches the canvas forward runs through the files in the order of the path."""
+    from runtime.load import load_embedded
+    from runtime.types import InfillRequest
+
+    backend = load_embedded("tiny", threads=1)
+    root = str(ROOT) + "/"
+    stacks: set[tuple[str, ...]] = set()
+    current: list[str] = []
+
+    def profile(frame, event, arg):
+        name = frame.f_code.co_filename
+        if not name.startswith(root) or "/.venv/" in name:
+            return
+        if event == "call":
+            current.append(name[len(root) :])
+            stacks.add(tuple(current))
+        elif event == "return" and current:
+            current.pop()
+
+    sys.setprofile(profile)
+    try:
+        backend.infill(InfillRequest(prefix="def f(x):\n    ", suffix="\n", single_line=True, max_tokens=20))
+    finally:
+        sys.setprofile(None)
+    collapsed = {tuple(f for i, f in enumerate(s) if i == 0 or s[i - 1] != f) for s in stacks}
+    twice = [s for s in collapsed if len(s) != len(set(s))]
+    assert not twice, twice[:3]
+    to_forward = [s for s in collapsed if "runtime/sampler.py" in s and s[-1] == "runtime/model.py"]
+    assert ("runtime/backends/base.py", "runtime/backends/embedded.py", "runtime/blocks.py",
+            "runtime/sampler.py", "runtime/cache.py", "runtime/model.py") in to_forward

@@ -108,15 +108,24 @@ def is_exact(output: str, middle: str) -> bool:
     return output.rstrip() == middle.rstrip()
 
 
-def request_for(task: HeldoutTask, context_tokens: int, policy: str = "adaptive") -> InfillRequest:
-    single = task.kind in SINGLE_LINE_KINDS
+def task_request(
+    prefix: str, suffix: str, *, single_line: bool, context_tokens: int, policy: str = "adaptive"
+) -> InfillRequest:
+    """An evaluation task's request, length unknown: room for a line, or for a few lines."""
     return InfillRequest(
-        prefix=task.prefix,
-        suffix=task.suffix,
-        single_line=single,
-        max_tokens=64 if single else 128,
+        prefix=prefix,
+        suffix=suffix,
+        single_line=single_line,
+        max_tokens=64 if single_line else 128,
         policy=policy,
         context_tokens=context_tokens,
+    )
+
+
+def request_for(task: HeldoutTask, context_tokens: int, policy: str = "adaptive") -> InfillRequest:
+    single = task.kind in SINGLE_LINE_KINDS
+    return task_request(
+        task.prefix, task.suffix, single_line=single, context_tokens=context_tokens, policy=policy
     )
 
 

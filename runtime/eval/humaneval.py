@@ -33,6 +33,7 @@ from pathlib import Path
 from runtime.backends.embedded import EmbeddedBackend
 from runtime.canvas import canvas_target
 from runtime.context import build_context
+from runtime.eval.heldout import task_request
 from runtime.text import first_line
 from runtime.types import InfillRequest
 
@@ -117,13 +118,7 @@ def request(
 ) -> InfillRequest:
     line = benchmark == "single-line"
     if setting == "unknown":
-        return InfillRequest(
-            prefix=problem.prompt,
-            suffix=problem.suffix,
-            single_line=line,
-            max_tokens=64 if line else 128,
-            context_tokens=context_tokens,
-        )
+        return task_request(problem.prompt, problem.suffix, single_line=line, context_tokens=context_tokens)
     if setting != "oracle":
         raise ValueError(f"unknown setting {setting!r} (choose from {', '.join(SETTINGS)})")
     ctx = build_context(engine.tok, problem.prompt, problem.suffix, context_tokens)
