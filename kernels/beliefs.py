@@ -120,7 +120,7 @@ def reference(
     the best other id instead (`runtime.sampler._end_only_if_likely`).  token: (C,) ids whose
     log-probability to return (clamped into the vocabulary, as the sampler does).  uniform: (C,)
     in [0, 1): sample by inverse CDF instead of taking the argmax (needs temperature > 0)."""
-    c, v = _check(logits, banned, ban_rows, temperature, token, uniform)
+    c, v = _check(logits, banned, ban_rows, temperature, token, uniform, pad_id)
     x = logits.float()  # (C, V)
     table, rows = _table_and_rows(banned, ban_rows, c, v, logits.device)
     if table is not None:
@@ -167,12 +167,10 @@ def triton_beliefs(
 ) -> Beliefs:
     """`reference`'s results from the Triton kernel; same arguments.  CUDA tensors (CPU ones only
     under TRITON_INTERPRET=1).  block_v: vocabulary ids per block (a power of two)."""
-    c, v = _check(logits, banned, ban_rows, temperature, token, uniform)
+    c, v = _check(logits, banned, ban_rows, temperature, token, uniform, pad_id)
     _check_device(logits)
-    if pad_id is not None and not 0 <= pad_id < v:
-        raise ValueError(f"pad_id {pad_id} is outside the vocabulary of {v} ids")
     if block_v is None:
-        block_v = min(4096, triton_next_pow2(v))
+        block_v = min(4096, _next_pow2(v))
     if block_v < 16 or block_v & (block_v - 1):
         raise ValueError(f"block_v must be a power of two >= 16, got {block_v}")
     dev = logits.device
@@ -202,7 +200,7 @@ def triton_beliefs(
     return Beliefs(proposal, confidence, entropy, token_logp)
 
 
-def triton_next_pow2(n: int) -> int:
+def _next_pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
@@ -315,6 +313,7 @@ def _check(
     temperature: float,
     token: Tensor | None,
     uniform: Tensor | None,
+    pad_id: int | None,
 ) -> tuple[int, int]:
     """(C, V) after checking every argument's shape, dtype and device against `logits`."""
     if not isinstance(logits, Tensor) or logits.dim() != 2:
@@ -324,6 +323,8 @@ def _check(
     c, v = logits.shape
     if v == 0:
         raise ValueError("logits has an empty vocabulary (V = 0)")
+    if pad_id is not None and not 0 <= pad_id < v:
+        raise ValueError(f"pad_id {pad_id} is outside the vocabulary of {v} ids")
     if not temperature >= 0:  # also NaN
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if isinstance(banned, Tensor):

@@ -79,14 +79,14 @@ def triton_canvas_attention(
     # Triton's interpreter multiplies bfloat16 tiles as their raw bits (triton issue 11584): there,
     # and only there, the tile products run in float32
     dot_fp32 = q.dtype == torch.bfloat16 and not q.is_cuda
-    row_blocks = triton_cdiv(rows, block_m)
+    row_blocks = _cdiv(rows, block_m)
     if splits is None:
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 1
-        splits = max(1, min(triton_cdiv(t_len, block_t), triton_cdiv(2 * sms, hkv * row_blocks)))
+        splits = max(1, min(_cdiv(t_len, block_t), _cdiv(2 * sms, hkv * row_blocks)))
     if splits < 1:
         raise ValueError(f"splits must be >= 1, got {splits}")
-    split_len = triton_cdiv(triton_cdiv(t_len, splits), block_t) * block_t  # whole tiles per range
-    splits = triton_cdiv(t_len, split_len) if t_len else 0  # every range holds at least one key
+    split_len = _cdiv(_cdiv(t_len, splits), block_t) * block_t  # whole tiles per range
+    splits = _cdiv(t_len, split_len) if t_len else 0  # every range holds at least one key
 
     out = torch.empty_like(q, memory_format=torch.contiguous_format)  # (K, H, C, D)
     o_part = q.new_empty((max(splits, 1), n, h, c, d), dtype=torch.float32)  # (S, K, H, C, D)
@@ -102,7 +102,7 @@ def triton_canvas_attention(
             DOT_FP32=dot_fp32,
         )  # fmt: skip
     merge_m = min(block_m, max(16, _next_pow2(group * c)))
-    canvas_merge_kernel[(n, hkv, triton_cdiv(group * c, merge_m))](
+    canvas_merge_kernel[(n, hkv, _cdiv(group * c, merge_m))](
         q, q.stride(0), q.stride(1), q.stride(2),
         k, k.stride(0), k.stride(1), k.stride(2),
         v, v.stride(0), v.stride(1), v.stride(2),
@@ -115,7 +115,7 @@ def triton_canvas_attention(
     return out
 
 
-def triton_cdiv(a: int, b: int) -> int:
+def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
