@@ -68,10 +68,10 @@ def constraint_table(
     """The sampler's constraints as a (R, V) bool table of banned ids; build it once per request.
 
     Row 0: other slots (`banned_ids`).  Row 1: slot 0 (only `first_slot_ids` allowed when given, and
-    then `banned_ids` do not apply there, as in `runtime.sampler._constraint_bias`; else row 0).
+    then `banned_ids` do not apply there, as in `runtime.canvas.CanvasSpec.bias`; else row 0).
     With `ends` ((2, W) bool, W <= V: the content rule's pad-or-line-break ids, row 0 for slot 0,
     row 1 for the others), rows 2 and 3 are rows 0 and 1 with those ends banned too (a blocked
-    slot of `runtime.sampler._block_early_ends`)."""
+    slot of `runtime.rules.ContentRule.constrain`)."""
     other = torch.zeros(vocab, dtype=torch.bool)  # (V,)
     other[list(banned_ids)] = True
     first = other.clone()
@@ -117,7 +117,7 @@ def reference(
     banned: (R, V) or (V,) bool table of banned ids, or a list of ids (every row); ban_rows: (C,)
     int row of `banned` per canvas row, -1 for none (default: row 0 everywhere).  pad_id: with
     greedy proposals, where pad wins the argmax with probability below `end_probability`, propose
-    the best other id instead (`runtime.sampler._end_only_if_likely`).  token: (C,) ids whose
+    the best other id instead (`runtime.rules.WeakEnd`).  token: (C,) ids whose
     log-probability to return (clamped into the vocabulary, as the sampler does).  uniform: (C,)
     in [0, 1): sample by inverse CDF instead of taking the argmax (needs temperature > 0)."""
     c, v = _check(logits, banned, ban_rows, temperature, token, uniform, pad_id)
@@ -135,7 +135,7 @@ def reference(
         proposal = (cdf <= uniform[:, None].float() * cdf[:, -1:]).sum(-1).clamp_max(v - 1)  # (C,)
     else:
         proposal = probs.argmax(-1)  # (C,)
-        if pad_id is not None:  # as runtime.sampler._end_only_if_likely: copies the weak rows only
+        if pad_id is not None:  # as runtime.rules.WeakEnd: copies the weak rows only
             weak_end = ((proposal == pad_id) & (probs[:, pad_id] < end_probability)).nonzero().flatten()
             if len(weak_end):
                 other = probs[weak_end]  # (W, V)

@@ -9,15 +9,9 @@ import torch
 from kernel_support import DEVICE, gpu_only, needs_triton
 
 from kernels.beliefs import constraint_rows, constraint_table, reference, triton_beliefs
-from runtime.sampler import (
-    CanvasSpec,
-    ContentRule,
-    _block_early_ends,
-    _constraint_bias,
-    _end_only_if_likely,
-    _ends_and_content,
-    _undecided_or_text_before,
-)
+from runtime.canvas import CanvasSpec, canvas_spec
+from runtime.rules import ContentRule, _undecided_or_text_before
+from runtime.sampler import CanvasState, beliefs
 
 PAD, MASK = 0, 1
 
@@ -30,8 +24,8 @@ def sampler_spec(c: int, v: int, w: int) -> tuple[CanvasSpec, torch.Tensor, torc
     breaks = torch.rand(w, generator=g) < 0.2
     visible[[5, 6]] = False
     rule = ContentRule.from_flags(visible, breaks, visible.clone(), breaks.clone(), pad_id=PAD)
-    spec = CanvasSpec(
-        length=c, mask_id=MASK, pad_id=PAD, banned_ids=(MASK, 2, 3), first_slot_ids=(5, 7, 9, 40),
+    spec = canvas_spec(
+        c, mask_id=MASK, pad_id=PAD, banned_ids=(MASK, 2, 3), first_slot_ids=(5, 7, 9, 40),
         content_rule=rule,
     )  # fmt: skip
     tokens = torch.full((c,), MASK)  # (C,)
@@ -40,23 +34,22 @@ def sampler_spec(c: int, v: int, w: int) -> tuple[CanvasSpec, torch.Tensor, torc
     return spec, tokens, masked
 
 
+def content_rule(spec: CanvasSpec) -> ContentRule:
+    return next(r for r in spec.rules if isinstance(r, ContentRule))
+
+
 def sampler_step(spec, tokens, masked, logits, temperature):
-    """Today's lines of `runtime.sampler.denoise` from logits to beliefs (the sample aside)."""
-    x = logits.float() + _constraint_bias(spec, forward_vocab=logits.shape[-1])
-    _block_early_ends(spec, tokens, masked, x)
-    if temperature > 0:
-        x = x / temperature
-    logp = torch.log_softmax(x, dim=-1)
-    probs = logp.exp()
-    proposal = _end_only_if_likely(probs, probs.argmax(-1), spec.pad_id)
-    confidence = probs.gather(-1, proposal[:, None]).squeeze(-1)
-    entropy = -(probs * logp.clamp_min(-1e9)).sum(-1)
-    current = probs.gather(-1, tokens.clamp_max(probs.shape[-1] - 1)[:, None]).squeeze(-1)
-    return proposal, confidence, entropy, current
+    """`runtime.sampler.beliefs`, the sampler's own step from logits to beliefs (greedy proposals)."""
+    state = CanvasState(tokens.clone(), masked.clone(), torch.where(masked, -1, 0), torch.zeros_like(tokens),
+                        MASK)  # fmt: skip
+    x = logits.float() + spec.bias(logits.shape[-1])  # (C, V)
+    view = beliefs(x, spec, state, temperature, torch.Generator().manual_seed(0))
+    return view["proposal"], view["confidence"], view["entropy"], view["current_confidence"]
 
 
 def blocked_slots(spec, tokens, masked):
-    _, content = _ends_and_content(spec.content_rule, tokens, masked)
+    rule = content_rule(spec)
+    _, content = rule._ends_and_content(tokens, masked)
     return ~_undecided_or_text_before(masked, content)  # (C,) bool
 
 
@@ -69,7 +62,7 @@ def test_reference_is_the_sampler_step_exactly(temperature):
     logits[3, PAD] = top[3] + 0.1  # pad wins slot 3 weakly (the weak-end rule proposes text) and 4 strongly
     logits[4, PAD] = top[4] + 6.0
     want = sampler_step(spec, tokens, masked, logits, temperature)
-    table = constraint_table(v, spec.banned_ids, spec.first_slot_ids, spec.content_rule.ends)
+    table = constraint_table(v, spec.banned_ids, spec.first_slot_ids, content_rule(spec).ends)
     rows = constraint_rows(c, blocked_slots(spec, tokens, masked))
     assert rows.tolist() == [3, 2, 2, 0, 0, 0]
     got = reference(logits, table, rows, temperature=temperature, token=tokens, pad_id=PAD)
@@ -102,7 +95,7 @@ def awkward_cases():
     x = torch.randn(c, v, generator=g) * 3
     x[3, PAD] = x[3].max() + 0.1  # pad wins weakly (the weak-end rule proposes text) and strongly
     x[4, PAD] = x[4].max() + 6.0
-    table = constraint_table(v, spec.banned_ids, spec.first_slot_ids, spec.content_rule.ends)
+    table = constraint_table(v, spec.banned_ids, spec.first_slot_ids, content_rule(spec).ends)
     rows = constraint_rows(c, blocked_slots(spec, tokens, masked))
     sampler = dict(banned=table, ban_rows=rows, token=tokens, pad_id=PAD)
     yield "sampler constraints, greedy", x, sampler, 64
