@@ -29,6 +29,21 @@ class ModelArgs:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
 
+    def __post_init__(self) -> None:
+        """Impossible shapes are refused here, naming the field, not later inside a forward."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds = (int,) if f.type in ("int", int) else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                what = "an integer" if kinds == (int,) else "a number"
+                raise ValueError(f"{f.name} must be {what}, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{f.name} must be > 0, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"n_heads {self.n_heads} does not divide dim {self.dim}")
+        if self.head_dim % 2:
+            raise ValueError(f"dim / n_heads = {self.head_dim} must be even (rotary embeddings rotate pairs)")
+
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads

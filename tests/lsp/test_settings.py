@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dg_lsp.settings import Settings, documented_fields, from_initialization_options, parse_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
@@ -53,6 +55,16 @@ def test_policy_with_options_is_accepted_and_bad_options_rejected():
     assert s.policy == "threshold:tau=0.8" and problems == []
     s, problems = parse_settings({"policy": "entropy:tau=0.8"})
     assert s.policy == "adaptive" and len(problems) == 1 and "entropy" in problems[0]
+
+
+@pytest.mark.parametrize("policy", ["llada:steps=inf", "llada:steps=nan", "llada:steps=1e400",
+                                    "threshold:tau=abc", "llada:steps=0", "adaptive:gamma=-1"])
+def test_impossible_policy_values_fall_back_and_the_other_keys_still_apply(policy):
+    s, problems = parse_settings({"policy": policy, "maxTokens": 10})
+    assert s.policy == "adaptive" and s.max_tokens == 10
+    assert len(problems) == 1 and problems[0].startswith("policy:")
+    s, problems = from_initialization_options({"dgLsp": {"policy": policy}})
+    assert s.policy == "adaptive" and len(problems) == 1
 
 
 def test_dtype_is_checked():

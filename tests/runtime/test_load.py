@@ -72,6 +72,27 @@ def test_config_problems(folder):
         load_folder(path)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_heads": -4}, "n_heads must be > 0"),
+        ({"n_heads": 3}, "n_heads 3 does not divide dim"),
+        ({"canvas_len": 0}, "canvas_len must be > 0"),
+        ({"dim": "256"}, "dim must be an integer"),
+        ({"dim": 64.0}, "dim must be an integer"),
+        ({"ffn_mult": None}, "ffn_mult must be a number"),
+    ],
+)
+def test_impossible_shapes_are_refused_at_load_naming_the_field(folder, change, message):
+    """A config whose shapes cannot run must fail to load (one line), never load as "ready"."""
+    path, _ = folder
+    cfg = path / "config.json"
+    good = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps({**good, "model": {**good["model"], **change}}))
+    with pytest.raises(ModelLoadError, match=f"bad model section: {message}"):
+        load_folder(path)
+
+
 def test_missing_tokenizer(folder):
     path, _ = folder
     (path / "tokenizer.json").unlink()
