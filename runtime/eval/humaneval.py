@@ -45,7 +45,8 @@ BENCHMARKS = {
 }
 LINE_BENCHMARKS = ("single-line", "multi-line")
 SETTINGS = ("unknown", "oracle")
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "eval" / "human-eval-infilling"
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "human-eval-infilling"
+"""The benchmark ships with dg-lsp (MIT, OpenAI; its LICENSE and README are beside it)."""
 TIMEOUT_S = 3.0
 MEMORY_BYTES = 2 * 2**30
 
