@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from runtime.model import KV, CanvasKV, InfillTransformer
+from runtime.model import KV, CanvasKV, InfillTransformer, SharedKV
 from runtime.types import CacheStats, Cancelled
 
 ENCODE_CHUNK = 256
@@ -140,6 +140,10 @@ class EncodedContext:
             return model.denoise(canvas[None].to(device), room)[0].cpu()  # (C, V)
 
         return forward
+
+    def verify(self, canvases: torch.Tensor) -> torch.Tensor:
+        """(B, C) all-visible canvases -> (B, C, V) logits, in one forward over the shared context."""
+        return self.model.denoise(canvases.to(self.device), SharedKV(self.kv)).cpu()
 
     def append(self, body: list[int]) -> None:
         self.ids.extend(body)

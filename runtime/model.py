@@ -104,6 +104,18 @@ class CanvasKV:
         return room_k[:, :, :end], room_v[:, :, :end]
 
 
+class SharedKV:
+    """A context's K/V (batch 1) read by B canvases at once, with no copy of it per canvas: each
+    layer's canvas queries of all B canvases attend to it in one product (`Attention.attend_shared`).
+    For verifying several drafts against one context in one forward."""
+
+    def __init__(self, ctx: KV) -> None:
+        if ctx[0][0].shape[0] != 1:
+            raise ValueError(f"SharedKV holds one context, got a batch of {ctx[0][0].shape[0]}")
+        self.layers = ctx
+        self.start = ctx[0][0].shape[2]
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -144,6 +156,19 @@ class Attention(nn.Module):
         b, t = q.shape[0], q.shape[2]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
+
+    def attend_shared(self, q: Tensor, k: Tensor, v: Tensor, ck: Tensor, cv: Tensor) -> Tensor:
+        """q, k, v: (B, H, C, Dh) of B canvases; ck, cv: (1, H, T, Dh) of their one context.
+        Bidirectional inside each canvas; the context is read once for all B * C queries."""
+        b, h, c, dh = q.shape
+        t = ck.shape[2]
+        rows = q.transpose(0, 1).reshape(1, h, b * c, dh)  # (1, H, B*C, Dh): every canvas's queries
+        s_ctx = (rows @ ck.transpose(-1, -2)).view(h, b, c, t).transpose(0, 1)  # (B, H, C, T)
+        s_own = q @ k.transpose(-1, -2)  # (B, H, C, C)
+        p = (torch.cat((s_ctx, s_own), -1).float() / math.sqrt(dh)).softmax(-1).to(q.dtype)  # (B, H, C, T+C)
+        p_ctx = p[..., :t].transpose(0, 1).reshape(1, h, b * c, t)  # (1, H, B*C, T)
+        y = (p_ctx @ cv).view(h, b, c, dh).transpose(0, 1) + p[..., t:] @ v  # (B, H, C, Dh)
+        return self.wo(y.transpose(1, 2).reshape(b, c, -1))
 
 
 class FeedForward(nn.Module):
@@ -186,8 +211,8 @@ class InfillTransformer(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def _layers(
-        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, past: KV | CanvasKV | None,
-        keep: bool,
+        self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None,
+        past: KV | CanvasKV | SharedKV | None, keep: bool,
     ) -> tuple[Tensor, KV]:
         """Run every block; keys/values of `past` (per layer) are prepended to the new ones.
 
@@ -195,6 +220,10 @@ class InfillTransformer(nn.Module):
         kept: KV = []
         for i, layer in enumerate(self.layers):
             q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            if isinstance(past, SharedKV):
+                x = x + layer.attn.attend_shared(q, k, v, *past.layers[i])
+                x = x + layer.ffn(layer.ffn_norm(x))
+                continue
             if isinstance(past, CanvasKV):
                 k, v = past.attach(i, k, v)
             elif past:
@@ -256,13 +285,14 @@ class InfillTransformer(nn.Module):
         _, kv = self._layers(self.embed(ids), cos, sin, mask, past, keep=True)
         return kv
 
-    def denoise(self, canvas: Tensor, ctx: KV | CanvasKV) -> Tensor:
+    def denoise(self, canvas: Tensor, ctx: KV | CanvasKV | SharedKV) -> Tensor:
         """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1),
-        or a `CanvasKV` of it (then B is 1), which repeated steps on one context should use.
+        or a `CanvasKV` of it (then B is 1), which repeated steps on one context should use,
+        or a `SharedKV` of it (any B, the context not copied per canvas: draft verification).
 
         Returns logits (B, C, V).
         """
-        start = ctx.start if isinstance(ctx, CanvasKV) else ctx[0][0].shape[2]
+        start = ctx.start if isinstance(ctx, CanvasKV | SharedKV) else ctx[0][0].shape[2]
         cos, sin = self._rope(start, canvas.shape[1], canvas.device)
         x, _ = self._layers(self.embed(canvas), cos, sin, None, ctx, keep=False)  # (B, C, D)
         return self.head(self.norm(x))  # (B, C, V)

@@ -64,6 +64,10 @@ class InfillRequest:
     """Rewrite mode: start the canvas from this text instead of all masks."""
     remask: float = 0.5
     """Rewrite mode: fraction of the draft's tokens masked before denoising."""
+    drafts: tuple[tuple[str, float], ...] = ()
+    """Candidate texts for the infill with their retrieval evidence (> 0), best first: line
+    drafts from the workspace (`runtime.retrieval`).  The backend verifies them all on canvases
+    in one forward before it denoises (see `runtime.drafts`)."""
 
     def __post_init__(self) -> None:
         from runtime.policy_spec import parse_policy  # torch-free; imported late to avoid a cycle
@@ -80,6 +84,10 @@ class InfillRequest:
             raise BadRequest(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0.0 <= self.remask <= 1.0:
             raise BadRequest(f"remask must be within [0, 1], got {self.remask}")
+        if not isinstance(self.drafts, tuple) or not all(
+            isinstance(d, tuple) and len(d) == 2 and isinstance(d[0], str) and d[1] > 0 for d in self.drafts
+        ):
+            raise BadRequest("drafts must be a tuple of (text, evidence > 0) pairs")
         parse_policy(self.policy)
 
 
@@ -94,6 +102,11 @@ class InfillStats:
     """Context tokens whose keys/values came from the context cache."""
     ms: float = 0.0
     deadline_hit: bool = False
+    drafts_tried: int = 0
+    """Drafts verified on canvases (all in one batched forward)."""
+    drafts_accepted: int = 0
+    tokens_corrected: int = 0
+    """Tokens of an accepted draft the model re-masked and denoised again (self-correction)."""
 
     @property
     def tokens_per_forward(self) -> float:

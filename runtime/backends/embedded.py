@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -16,16 +17,18 @@ from collections.abc import Callable
 import torch
 
 from runtime.backends.base import Backend
-from runtime.blocks import run_chain
-from runtime.cache import ContextCache
+from runtime.blocks import Tally, run_chain
+from runtime.cache import ContextCache, EncodedContext
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
-from runtime.context import build_context
+from runtime.context import Context, build_context
+from runtime.drafts import ACCEPT_SCORE, judge
+from runtime.drafts import draft_canvases as drafted_canvases
 from runtime.model import InfillTransformer
-from runtime.policies import make_policy
+from runtime.policies import Policy, make_policy
 from runtime.rules import ContentRule
 from runtime.text import finish, strip_heal
 from runtime.tokenizer import Tokenizer
-from runtime.types import CacheStats, InfillRequest, InfillResult
+from runtime.types import CacheStats, InfillRequest, InfillResult, InfillStats
 
 
 class EmbeddedBackend(Backend):
@@ -79,27 +82,56 @@ class EmbeddedBackend(Backend):
             ctx = build_context(self.tok, req.prefix, req.suffix, budget)
             context = self.cache.encode(self.model, list(ctx.ids), self.device, should_cancel)
             generator = torch.Generator().manual_seed(req.seed)
-            plan = self._plan(req, ctx.heal, canvas_len, generator)
-            out, tally = run_chain(
-                plan, context, policy, req, decode=functools.partial(strip_heal, self.tok, ctx.heal),
-                started=started, should_cancel=should_cancel, generator=generator,
-            )
+            verified = Verified()
+            if req.drafts and req.draft is None and not req.exact_length:
+                verified = self._verify_drafts(req, ctx, context, canvas_len)
+            plan = self._plan(req, ctx.heal, canvas_len, generator, verified.initial)
+            out, tally = verified.out, Tally()
+            if out is None:
+                out, tally = self._chain(plan, context, policy, req, ctx, started, should_cancel, generator)
         text = finish(strip_heal(self.tok, ctx.heal, out), req)
         stats = tally.stats(
             tokens=len(out), context_tokens=len(ctx.ids), cached_tokens=context.cached, started=started
         )
-        return InfillResult(text=text, stats=stats)
+        return InfillResult(text=text, stats=verified.count(stats, out))
+
+    def _chain(self, plan, context, policy: Policy, req, ctx: Context, started, should_cancel, generator):
+        return run_chain(
+            plan, context, policy, req, decode=functools.partial(strip_heal, self.tok, ctx.heal),
+            started=started, should_cancel=should_cancel, generator=generator,
+        )
+
+    def _verify_drafts(
+        self, req: InfillRequest, ctx: Context, context: EncodedContext, canvas_len: int
+    ) -> Verified:
+        """Put the request's drafts on canvases, verify them in one forward, keep the best."""
+        dc = drafted_canvases(self.tok, ctx.heal, req.drafts, canvas_len)
+        if dc is None:
+            return Verified()
+        verdict = judge(dc, context.verify(dc.canvases))  # one forward for all the drafts
+        tried = len(dc.lengths)
+        if verdict.score < ACCEPT_SCORE:
+            return Verified(tried=tried)
+        ids = dc.canvases[verdict.index].tolist()
+        if not verdict.doubted:
+            return Verified(tried=tried, out=ids[: dc.lengths[verdict.index]], draft=ids)
+        initial = tuple(self.tok.mask_id if j in verdict.doubted else t for j, t in enumerate(ids))
+        return Verified(tried=tried, initial=initial, draft=ids)
 
     def _autocast(self) -> torch.autocast:
         dtype = self.compute_dtype or torch.float32
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
 
-    def _plan(self, req: InfillRequest, heal: str, canvas_len: int, generator: torch.Generator) -> CanvasPlan:
+    def _plan(
+        self, req: InfillRequest, heal: str, canvas_len: int, generator: torch.Generator,
+        corrected: tuple[int, ...] | None = None,
+    ) -> CanvasPlan:
+        """The request's canvases; `corrected`: one verified draft canvas with its doubted slots open."""
         tok = self.tok
         heal_ids = tok.ids_starting_with(heal.encode()) if heal else None
-        if req.draft is not None:
-            drafts = draft_canvases(
-                canvas_target(tok, heal, req.draft), canvas_len, req.remask, tok.mask_id, generator
+        if req.draft is not None or corrected is not None:
+            drafts = [corrected] if corrected is not None else draft_canvases(
+                canvas_target(tok, heal, req.draft or ""), canvas_len, req.remask, tok.mask_id, generator
             )
             banned = self._banned_with_pad if req.exact_length else self._banned
             return draft_plan(
@@ -123,3 +155,27 @@ class EmbeddedBackend(Backend):
         first_visible, first_breaks = self.tok.content_flags(len(heal.encode()))
         flags = (torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks))
         return ContentRule.from_flags(*flags, pad_id=self.tok.pad_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verified:
+    """What draft verification decided: nothing (no drafts fit), drop them (`tried` only),
+    accept one as it is (`out`), or accept one with its doubted slots open (`initial`)."""
+
+    tried: int = 0
+    out: list[int] | None = None
+    initial: tuple[int, ...] | None = None
+    draft: list[int] | None = None
+    """The accepted draft's canvas (before any correction)."""
+
+    def count(self, stats: InfillStats, out: list[int]) -> InfillStats:
+        """The request's stats with the verification pass and its outcome added."""
+        if not self.tried:
+            return stats
+        corrected = 0
+        if self.initial is not None and self.draft is not None:
+            corrected = sum(1 for a, b in zip(self.draft, out, strict=False) if a != b)
+        return dataclasses.replace(
+            stats, forwards=stats.forwards + 1, drafts_tried=self.tried,
+            drafts_accepted=int(self.draft is not None), tokens_corrected=corrected,
+        )

@@ -1,0 +1,89 @@
+"""Drafted canvases: candidate texts put on canvases and verified by the model in one forward.
+
+    drafts (text, evidence) -> canvases: heal + text tokens, then pads (every slot visible)
+    -> one batched forward over the shared context (B = drafts, `runtime.model.SharedKV`)
+    -> each visible token's log-probability at its slot (the unmasked-slot head the model
+       was trained with: its self-correction loss)
+    -> choose: the weakest text token's log-probability + EVIDENCE_WEIGHT * log(evidence)
+    -> accept it; slots whose token the model gives less than DOUBT_PROBABILITY are re-masked
+       and denoised again (self-correction); below ACCEPT_SCORE the drafts are dropped and
+       the canvas is denoised as usual
+
+Measured on the held-out packages with the shipped model (docs/eval.md, tuned on one seed of
+tasks, reported on another): the model's verification adds ~0.5 points over retrieval's own
+ranking, and every bucket of drafts by model confidence and evidence was right at least 14 %
+of the time, against ~4 % for the model's own denoising of the same lines; so the shipped
+defaults accept the best draft whenever there is one, and correct no token (re-masking the
+doubted tokens lowered exact match: the model's doubts are no better than chance).  A model
+that knows the workspace layout should raise ACCEPT_SCORE and DOUBT_PROBABILITY.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from runtime.canvas import canvas_target
+
+EVIDENCE_WEIGHT = 2.0
+ACCEPT_SCORE = -math.inf
+DOUBT_PROBABILITY = 0.0
+
+
+@dataclass(frozen=True)
+class DraftCanvases:
+    canvases: Tensor  # (B, C) ids: heal + text tokens, then pads
+    lengths: list[int]  # text tokens per canvas
+    evidence: list[float]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    index: int
+    """The chosen draft."""
+    score: float
+    doubted: list[int]
+    """Its slots (text and the end) to re-mask and denoise again."""
+
+
+def draft_canvases(
+    tok, heal: str, drafts: tuple[tuple[str, float], ...], canvas_len: int
+) -> DraftCanvases | None:
+    """The drafts that fit a canvas with room for their end (a pad); None when none does."""
+    rows, lengths, evidence = [], [], []
+    for text, weight in drafts:
+        ids = canvas_target(tok, heal, text)
+        if not ids or len(ids) >= canvas_len:
+            continue
+        rows.append(ids + [tok.pad_id] * (canvas_len - len(ids)))
+        lengths.append(len(ids))
+        evidence.append(weight)
+    if not rows:
+        return None
+    return DraftCanvases(torch.tensor(rows, dtype=torch.long), lengths, evidence)
+
+
+def judge(
+    dc: DraftCanvases,
+    logits: Tensor,
+    *,
+    evidence_weight: float | None = None,
+    doubt_probability: float | None = None,
+) -> Verdict:
+    """The best draft by the model's belief in its weakest token and the retrieval evidence.
+    logits: (B, C, V) of the all-visible draft canvases.  The weights default to this module's."""
+    evidence_weight = EVIDENCE_WEIGHT if evidence_weight is None else evidence_weight
+    doubt_probability = DOUBT_PROBABILITY if doubt_probability is None else doubt_probability
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, dc.canvases[..., None])[..., 0]  # (B, C)
+    best, best_score = 0, -math.inf
+    for b, n in enumerate(dc.lengths):
+        score = float(logp[b, :n].min()) + evidence_weight * math.log(dc.evidence[b])
+        if score > best_score:
+            best, best_score = b, score
+    n = dc.lengths[best]
+    floor = math.log(doubt_probability) if doubt_probability > 0 else -math.inf
+    doubted = [j for j in range(n + 1) if float(logp[best, j]) < floor]
+    return Verdict(best, best_score, doubted)
