@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(
-        level=getattr(logging, getattr(args, "log_level", "WARNING").upper(), logging.WARNING),
+        level=getattr(logging, (getattr(args, "log_level", None) or "WARNING").upper(), logging.WARNING),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

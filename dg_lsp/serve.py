@@ -1,15 +1,20 @@
 """`dg-lsp serve`: start the language server on stdio (or TCP for debugging).
 
-`dg_lsp.cli` calls `add_arguments` and `run`.  Logs go to stderr or
-`--log-file`; stdout carries the protocol and nothing else.  Model options
-given here win over the client's settings.
+`dg_lsp.cli` calls `add_arguments` and `run`.  Logs go to stderr (warnings
+and worse by default: editors file a server's stderr as errors) or to
+`--log-file` (INFO by default); stdout carries the protocol and nothing else.
+Model options given here win over the client's settings.  When the client
+closes the pipe (an editor quitting without `shutdown`), the server ends
+without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import BinaryIO
 
 from runtime.policy_spec import POLICY_NAMES
 from runtime.types import DTYPES
@@ -24,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", choices=list(POLICY_NAMES),
                         help="unmasking policy (overrides dgLsp.policy)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-level", default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default WARNING on stderr, INFO with --log-file)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -37,7 +45,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = getattr(logging, str(args.log_level).upper(), None)
+    name = args.log_level or ("INFO" if args.log_file else "WARNING")
+    level = getattr(logging, str(name).upper(), None)
     if not isinstance(level, int):
         raise SystemExit(f"dg-lsp: error: unknown --log-level {args.log_level!r}")
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,6 +56,49 @@ def _setup_logging(args: argparse.Namespace) -> None:
         logging.basicConfig(level=level, stream=sys.stderr, format=fmt, force=True)
     # pygls logs every message at DEBUG/INFO; keep our own level for dg_lsp only
     logging.getLogger("pygls").setLevel(max(level, logging.WARNING))
+
+
+class ClientPipe:
+    """The protocol's stdout.  Once the client has closed its end, writes are dropped quietly.
+
+    pygls logs a traceback for every message it fails to send, and the responses
+    and status notifications still in flight when an editor quits make dozens.
+    """
+
+    CLOSED = (BrokenPipeError, ConnectionResetError, ValueError)  # ValueError: write to a closed file
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        if not self.closed:
+            try:
+                return self._stream.write(data)
+            except self.CLOSED:
+                self._lost()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.flush()
+            except self.CLOSED:
+                self._lost()
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _lost(self) -> None:
+        self.closed = True
+        logging.getLogger("dg_lsp").info("the client closed the connection")
+        # what stays buffered would fail again in Python's own flush at exit ("Exception ignored")
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"dg-lsp: error: --tcp wants HOST:PORT, got {args.tcp!r}")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        server.start_io(sys.stdin.buffer, ClientPipe(sys.stdout.buffer))  # type: ignore[arg-type]
     return 0
 
 

@@ -9,7 +9,8 @@
 
 ---@type vim.lsp.Config
 return {
-  cmd = { 'dg-lsp', 'serve' },
+  -- stderr lands in Neovim's lsp.log, where every line shows as [ERROR]: warnings only
+  cmd = { 'dg-lsp', 'serve', '--log-level', 'WARNING' },
   -- no `filetypes`: the server decides per language (dgLsp.enabledLanguages / disabledLanguages)
   root_markers = { '.git', 'pyproject.toml', 'package.json' },
   settings = { dgLsp = vim.empty_dict() },
@@ -25,7 +26,7 @@ return {
   end,
   handlers = {
     ['dg/status'] = function(_, params, ctx)
-      require('dg_lsp.status').update(ctx.client_id, params)
+      require('dg_lsp').on_status(ctx.client_id, params)
     end,
   },
 }

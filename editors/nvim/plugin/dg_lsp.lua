@@ -7,10 +7,15 @@ vim.g.loaded_dg_lsp = true
 
 local api = vim.api
 
-api.nvim_set_hl(0, 'DgLspGhostText', { link = 'Comment', default = true })
-api.nvim_set_hl(0, 'DgLspGhostHint', { link = 'NonText', default = true })
-
 local group = api.nvim_create_augroup('dg_lsp', { clear = true })
+require('dg_lsp.highlight').define()
+-- `:colorscheme` clears every group first, so define them again (`default`: a scheme's own wins)
+api.nvim_create_autocmd('ColorScheme', {
+  group = group,
+  callback = function()
+    require('dg_lsp.highlight').define()
+  end,
+})
 api.nvim_create_autocmd('LspAttach', {
   group = group,
   callback = function(ev)
@@ -26,9 +31,14 @@ api.nvim_create_autocmd('LspDetach', {
     local client = vim.lsp.get_client_by_id(ev.data.client_id)
     if client and client.name == 'dg_lsp' then
       require('dg_lsp').detach(client, ev.buf)
-      if #client.attached_buffers <= 1 then
-        require('dg_lsp.status').forget(client.id)
-      end
+      -- a buffer detaches and attaches again on `:e!`: keep the state until the client itself is gone
+      local id = client.id
+      vim.schedule(function()
+        local c = vim.lsp.get_client_by_id(id)
+        if not c or c:is_stopped() then
+          require('dg_lsp.status').forget(id)
+        end
+      end)
     end
   end,
 })

@@ -11,12 +11,26 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
-import { CLIENT_KEYS, SECTION, needsRestart, resolveServerCommand, serverSettings } from './settings';
-import { STATUS_METHOD, StatusParams, formatStats, statusView } from './status';
+import { editsFor, endOfInserted } from './edits';
+import { CLIENT_KEYS, SECTION, effectiveValue, needsRestart, resolveServerCommand, serverSettings } from './settings';
+import {
+  AskedAt,
+  STATUS_METHOD,
+  StatusParams,
+  becameReady,
+  describeError,
+  formatStats,
+  hasModel,
+  shouldAskAgain,
+  statusView,
+} from './status';
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
 let output: vscode.LogOutputChannel;
+let serverState = 'starting';
+/** The document the user last typed in (or asked for a suggestion in) while the server had no model. */
+let askedWithoutModel: AskedAt | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('dg-lsp', { log: true });
@@ -32,6 +46,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('dgLsp.rewriteMarkdown', rewriteMarkdown),
     vscode.commands.registerCommand('dgLsp.showStats', showStats),
     vscode.commands.registerCommand('dgLsp.restartServer', restart),
+    // Restricted Mode ignored the workspace's values of the restricted settings; now they count
+    vscode.workspace.onDidGrantWorkspaceTrust(() => restart()),
+    // typing before the model is ready gets nothing (the client may not even have asked yet)
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      if (!hasModel(serverState) && e.contentChanges.length > 0 && e.document === vscode.window.activeTextEditor?.document) {
+        askedWithoutModel = { uri: e.document.uri.toString(), version: e.document.version };
+      }
+    }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (needsRestart((s) => e.affectsConfiguration(s))) {
         await restart();
@@ -54,25 +76,26 @@ function currentServerSettings(): Record<string, unknown> {
   const config = vscode.workspace.getConfiguration(SECTION);
   // keys present in the section beyond the declared ones: settings newer than this extension
   const extra = Object.keys(config).filter((k) => typeof (config as any)[k] !== 'function' && !CLIENT_KEYS.has(k));
-  return serverSettings((key) => config.inspect(key), extra);
+  return serverSettings((key) => config.inspect(key), extra, vscode.workspace.isTrusted);
 }
 
 async function start(): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
   let serverOptions: ServerOptions;
   try {
+    const trusted = vscode.workspace.isTrusted;
     const cmd = resolveServerCommand({
-      serverCommand: config.get('serverCommand'),
-      pythonPath: config.get('pythonPath'),
+      serverCommand: effectiveValue(config.inspect('serverCommand'), 'serverCommand', trusted),
+      pythonPath: effectiveValue(config.inspect('pythonPath'), 'pythonPath', trusted),
       home: os.homedir(),
       workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     });
     // no `transport` on purpose: TransportKind.stdio would append `--stdio` to the arguments
     serverOptions = { command: cmd.command, args: cmd.args };
-    output.appendLine(`starting: ${cmd.command} ${cmd.args.join(' ')}`);
+    output.appendLine(`starting: ${cmd.command} ${cmd.args.join(' ')}${trusted ? '' : ' (Restricted Mode: user settings only)'}`);
   } catch (e) {
-    setStatus('error', String((e as Error).message));
-    void vscode.window.showErrorMessage(String((e as Error).message));
+    setStatus('error', describeError(e));
+    void vscode.window.showErrorMessage(describeError(e));
     return;
   }
   const clientOptions: LanguageClientOptions = {
@@ -80,11 +103,18 @@ async function start(): Promise<void> {
     documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
     initializationOptions: { [SECTION]: currentServerSettings() },
     outputChannel: output,
+    middleware: { provideInlineCompletionItems: rememberAskedWithoutModel },
   };
   const c = new LanguageClient('dgLsp', 'dg-lsp', serverOptions, clientOptions);
-  c.onNotification(STATUS_METHOD, (p: StatusParams) => setStatus(p?.state ?? 'error', p?.message ?? ''));
+  c.onNotification(STATUS_METHOD, (p: StatusParams) => {
+    const before = serverState;
+    setStatus(p?.state ?? 'error', p?.message ?? '');
+    if (becameReady(before, serverState)) {
+      void askAgainAtCursor();
+    }
+  });
   c.onDidChangeState((e) => {
-    if (e.newState === State.Stopped) {
+    if (e.newState === State.Stopped && client === c) { // not the old client of a restart
       setStatus('stopped');
     }
   });
@@ -92,7 +122,7 @@ async function start(): Promise<void> {
   try {
     await c.start();
   } catch (e) {
-    setStatus('error', `the server did not start: ${(e as Error).message}`);
+    setStatus('error', `the server did not start: ${describeError(e)}`);
     const open = 'Open settings';
     const pick = await vscode.window.showErrorMessage(
       `dg-lsp: the server did not start (${serverOptions.command}). Set dgLsp.serverCommand or dgLsp.pythonPath.`,
@@ -112,13 +142,14 @@ async function restart(): Promise<void> {
     try {
       await old.stop();
     } catch (e) {
-      output.appendLine(`stopping the server: ${(e as Error).message}`);
+      output.appendLine(`stopping the server: ${describeError(e)}`);
     }
   }
   await start();
 }
 
 function setStatus(state: string, message = ''): void {
+  serverState = state;
   const view = statusView(state, message);
   statusItem.text = view.text;
   statusItem.tooltip = view.tooltip;
@@ -149,7 +180,7 @@ async function execute(command: string, argument: object, title?: string): Promi
       () => send(),
     );
   } catch (e) {
-    void vscode.window.showErrorMessage(`dg-lsp: ${command} failed: ${(e as Error).message}`);
+    void vscode.window.showErrorMessage(`dg-lsp: ${command} failed: ${describeError(e)}`);
     return undefined;
   }
 }
@@ -164,15 +195,64 @@ async function fillSelection(): Promise<void> {
     void vscode.window.showInformationMessage('dg-lsp: select the text to regenerate first.');
     return;
   }
-  // the server applies the edit itself (workspace/applyEdit)
-  await execute(
+  // the server applies the edit itself (workspace/applyEdit) and answers with it
+  const uri = c.code2ProtocolConverter.asUri(editor.document.uri);
+  const result = await execute(
     'dg.fillSelection',
-    {
-      uri: c.code2ProtocolConverter.asUri(editor.document.uri),
-      range: c.code2ProtocolConverter.asRange(editor.selection),
-    },
+    { uri, range: c.code2ProtocolConverter.asRange(editor.selection) },
     'dg-lsp: filling the selection',
   );
+  const [edit] = editsFor(result, uri);
+  if (!edit) {
+    return;
+  }
+  // VS Code maps the old selection through the replacement, which leaves a few stray characters
+  // selected: put the cursor after the new text instead, if the document still holds it there
+  const start = c.protocol2CodeConverter.asPosition(edit.range.start);
+  const end = c.protocol2CodeConverter.asPosition(endOfInserted(edit));
+  const eol = editor.document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
+  const expected = edit.newText.replace(/\r\n|\r|\n/g, eol);
+  if (editor.document.getText(new vscode.Range(start, end)) === expected) {
+    editor.selection = new vscode.Selection(end, end);
+  }
+}
+
+/** Middleware: note an inline completion asked for (Alt+\ included) while the server has no model. */
+async function rememberAskedWithoutModel(
+  document: vscode.TextDocument,
+  position: vscode.Position,
+  context: vscode.InlineCompletionContext,
+  token: vscode.CancellationToken,
+  next: (
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ) => vscode.ProviderResult<vscode.InlineCompletionItem[] | vscode.InlineCompletionList>,
+): Promise<vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined> {
+  const asked = hasModel(serverState) ? undefined : { uri: document.uri.toString(), version: document.version };
+  const result = await next(document, position, context, token);
+  const items = Array.isArray(result) ? result : result?.items;
+  if (asked && !items?.length) {
+    askedWithoutModel = asked;
+  }
+  return result;
+}
+
+/** The model just became ready: ask again at the cursor if the user typed before (that got nothing). */
+async function askAgainAtCursor(): Promise<void> {
+  const asked = askedWithoutModel;
+  askedWithoutModel = undefined;
+  const editor = vscode.window.activeTextEditor;
+  const now = editor && {
+    uri: editor.document.uri.toString(),
+    version: editor.document.version,
+    selectionEmpty: editor.selection.isEmpty,
+  };
+  if (shouldAskAgain(asked, now)) {
+    output.appendLine('model ready: asking again for the inline completion at the cursor');
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+  }
 }
 
 async function rewriteMarkdown(): Promise<void> {

@@ -23,6 +23,13 @@ export const SERVER_KEYS = [
 /** Settings only this extension reads; never forwarded (the server reports unknown keys). */
 export const CLIENT_KEYS = new Set(['serverCommand', 'pythonPath', 'trace']);
 
+/**
+ * Settings that decide which program runs (the server, or a model folder's own code). In an untrusted
+ * workspace (Restricted Mode) only their user values count; package.json declares the same list in
+ * `capabilities.untrustedWorkspaces.restrictedConfigurations`.
+ */
+export const RESTRICTED_KEYS = new Set(['serverCommand', 'pythonPath', 'model', 'trustRemoteCode']);
+
 /** The shape of `WorkspaceConfiguration.inspect(key)` that matters here. */
 export interface Inspected {
   defaultValue?: unknown;
@@ -31,12 +38,18 @@ export interface Inspected {
   workspaceFolderValue?: unknown;
 }
 
-/** The value the user set (most specific scope wins), or undefined when only the default applies. */
-export function explicitValue(inspected: Inspected | undefined): unknown {
+/**
+ * The value the user set (most specific scope wins), or undefined when only the default applies.
+ * `userOnly` ignores the workspace and folder values (a restricted key in an untrusted workspace).
+ */
+export function explicitValue(inspected: Inspected | undefined, userOnly = false): unknown {
   if (!inspected) {
     return undefined;
   }
-  for (const v of [inspected.workspaceFolderValue, inspected.workspaceValue, inspected.globalValue]) {
+  const scopes = userOnly
+    ? [inspected.globalValue]
+    : [inspected.workspaceFolderValue, inspected.workspaceValue, inspected.globalValue];
+  for (const v of scopes) {
     if (v !== undefined) {
       return v;
     }
@@ -44,15 +57,23 @@ export function explicitValue(inspected: Inspected | undefined): unknown {
   return undefined;
 }
 
+/** The value in effect for `key`: the user's (scopes as `explicitValue`, trust applied), else the default. */
+export function effectiveValue(inspected: Inspected | undefined, key: string, trusted: boolean): unknown {
+  const v = explicitValue(inspected, !trusted && RESTRICTED_KEYS.has(key));
+  return v !== undefined ? v : inspected?.defaultValue;
+}
+
 /**
  * The `dgLsp` object for initializationOptions and workspace/didChangeConfiguration: only the keys
  * the user set, so the server's own defaults stay authoritative (a push replaces the server's
  * settings, and a key left out goes back to its default). `extraKeys` are other keys found in the
- * section (settings newer than this extension); client-only keys are dropped.
+ * section (settings newer than this extension); client-only keys are dropped. In an untrusted
+ * workspace (`trusted` false) the workspace values of RESTRICTED_KEYS are left out.
  */
 export function serverSettings(
   inspect: (key: string) => Inspected | undefined,
   extraKeys: Iterable<string> = [],
+  trusted = true,
 ): Record<string, unknown> {
   const keys = new Set<string>(SERVER_KEYS);
   for (const k of extraKeys) {
@@ -62,7 +83,7 @@ export function serverSettings(
   }
   const out: Record<string, unknown> = {};
   for (const key of [...keys].sort()) {
-    const v = explicitValue(inspect(key));
+    const v = explicitValue(inspect(key), !trusted && RESTRICTED_KEYS.has(key));
     if (v !== undefined) {
       out[key] = v;
     }

@@ -86,3 +86,56 @@ export function formatStats(stats: unknown): string[] {
   const width = Math.max(0, ...keys.map((k) => k.length));
   return [`dg-lsp: ${parts.join(', ')}`, ...keys.map((k) => `  ${k.padEnd(width)}  ${show(s[k])}`)];
 }
+
+/**
+ * A readable message for anything a promise rejects with: vscode-languageclient rejects a failed
+ * start with a plain string (`Launching server using command dg-lsp failed. Error: spawn dg-lsp ENOENT`),
+ * which has no `.message`.
+ */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    return e.message || e.name;
+  }
+  if (typeof e === 'string' && e !== '') {
+    return e;
+  }
+  if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') {
+    return (e as { message: string }).message;
+  }
+  if (e === undefined || e === null || e === '') {
+    return 'unknown error (see the dg-lsp output)';
+  }
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
+}
+
+/**
+ * Whether the change from `before` to `after` is the model becoming ready (after start, a reload or
+ * an error), as opposed to the end of a busy spell, which must not trigger a new request.
+ */
+export function becameReady(before: string, after: string): boolean {
+  return after === 'ready' && before !== 'ready' && before !== 'busy';
+}
+
+/** Whether the server answers from a model now: requests sent in any other state come back empty. */
+export function hasModel(state: string): boolean {
+  return state === 'ready' || state === 'busy';
+}
+
+/** A document as it was when the user typed or asked for a suggestion: its URI and version. */
+export interface AskedAt {
+  uri: string;
+  version: number;
+}
+
+/**
+ * Whether to ask again when the model becomes ready: only if the user typed (or asked) while there
+ * was none, and the editor still shows that document unchanged since, with no selection. The request
+ * is for the cursor's position, wherever it is now.
+ */
+export function shouldAskAgain(asked: AskedAt | undefined, now: (AskedAt & { selectionEmpty: boolean }) | undefined): boolean {
+  return asked !== undefined && now !== undefined && now.selectionEmpty && now.uri === asked.uri && now.version === asked.version;
+}

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { explicitValue, needsRestart, resolveServerCommand, serverSettings } from '../src/settings';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  RESTRICTED_KEYS,
+  SECTION,
+  effectiveValue,
+  explicitValue,
+  needsRestart,
+  resolveServerCommand,
+  serverSettings,
+} from '../src/settings';
 
 test('only values the user set are forwarded, most specific scope first', () => {
   const inspected: Record<string, object> = {
@@ -61,4 +71,35 @@ test('only the server command settings restart the server', () => {
   assert.equal(needsRestart((s) => s === 'dgLsp.pythonPath'), true);
   assert.equal(needsRestart((s) => s === 'dgLsp.serverCommand'), true);
   assert.equal(needsRestart((s) => s === 'dgLsp' || s === 'dgLsp.model'), false);
+});
+
+test('Restricted Mode: workspace values of the settings that pick a program are ignored, others are not', () => {
+  const inspected: Record<string, object> = {
+    model: { defaultValue: 'default', globalValue: 'tiny', workspaceValue: '/ws/evil-model' },
+    trustRemoteCode: { defaultValue: false, workspaceFolderValue: true },
+    threads: { defaultValue: null, workspaceValue: 2 },
+  };
+  assert.deepEqual(serverSettings((k) => inspected[k], [], false), { model: 'tiny', threads: 2 });
+  assert.deepEqual(serverSettings((k) => inspected[k], [], true), {
+    model: '/ws/evil-model',
+    threads: 2,
+    trustRemoteCode: true,
+  });
+  const command = { defaultValue: [], globalValue: ['/home/u/venv/bin/dg-lsp', 'serve'], workspaceValue: ['sh', '-c', 'x'] };
+  assert.deepEqual(effectiveValue(command, 'serverCommand', false), ['/home/u/venv/bin/dg-lsp', 'serve']);
+  assert.deepEqual(effectiveValue(command, 'serverCommand', true), ['sh', '-c', 'x']);
+  assert.equal(effectiveValue({ defaultValue: '', workspaceValue: '/ws/python' }, 'pythonPath', false), '');
+  assert.equal(effectiveValue(undefined, 'pythonPath', false), undefined);
+});
+
+test('package.json declares limited support for untrusted workspaces, restricting exactly RESTRICTED_KEYS', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'));
+  const untrusted = pkg.capabilities?.untrustedWorkspaces;
+  assert.equal(untrusted?.supported, 'limited');
+  assert.match(untrusted.description, /Restricted Mode/);
+  const declared = new Set<string>(untrusted.restrictedConfigurations);
+  assert.deepEqual([...declared].sort(), [...RESTRICTED_KEYS].map((k) => `${SECTION}.${k}`).sort());
+  for (const key of declared) {
+    assert.ok(pkg.contributes.configuration.properties[key], `${key} is a declared setting`);
+  }
 });

@@ -20,11 +20,13 @@ vim.g.dg_lsp_debounce_ms = 50
 if env.DG_BUILTIN == '0' then
   vim.g.dg_lsp_builtin_inline_completion = false -- exercise the plugin's renderer on 0.12+
 end
+-- no model at first (a folder that does not exist: state `error`); step 1 switches to `tiny`
 vim.lsp.config('dg_lsp', {
   cmd = vim.json.decode(env.DG_LSP_CMD),
-  settings = { dgLsp = { model = 'tiny', threads = 1 } },
+  settings = { dgLsp = { model = env.DG_WORK .. '/no-model-here', threads = 1 } },
 })
 vim.lsp.enable('dg_lsp')
+vim.o.termguicolors = false -- a 256-colour terminal: the ghost text must still differ from typed text
 
 local dg = require('dg_lsp')
 local ghost = require('dg_lsp.ghost')
@@ -77,23 +79,67 @@ local function write(path, lines)
   return path
 end
 
+--- Record the requests of `method` that `client` sends (params, and the answer's item count).
+local function spy(client, method)
+  local seen, orig = {}, client.request
+  client.request = function(self, m, params, handler, ...)
+    if m ~= method then
+      return orig(self, m, params, handler, ...)
+    end
+    local entry = { params = params }
+    seen[#seen + 1] = entry
+    return orig(self, m, params, function(err, result, ...)
+      entry.answered, entry.n, entry.err = true, type(result) == 'table' and #(result.items or result) or 0, err
+      if handler then
+        return handler(err, result, ...)
+      end
+    end, ...)
+  end
+  return seen, function()
+    client.request = orig
+  end
+end
+
+--- The cterm foreground that highlight group `name` finally resolves to.
+local function ctermfg(name)
+  return api.nvim_get_hl(0, { name = name, link = false }).ctermfg
+end
+
+local function hint_of(mark)
+  local d = mark[4]
+  local chunks = vim.list_extend(vim.deepcopy(d.virt_text or {}), (d.virt_lines or {})[#(d.virt_lines or {})] or {})
+  for _, c in ipairs(chunks) do
+    local i, n = c[1]:match('%((%d+)/(%d+)%)')
+    if i then
+      return tonumber(i), tonumber(n)
+    end
+  end
+end
+
 local function steps()
   log('nvim ' .. tostring(vim.version()) .. (dg.uses_builtin() and ' builtin' or ' plugin') .. ' ghost text')
 
-  -- 1. attach and wait for the model
+  -- 0. highlights: without 'termguicolors' the ghost text still has a colour of its own
+  local ghost_group = dg.uses_builtin() and 'ComplHint' or 'DgLspGhostText'
+  check(ctermfg(ghost_group) ~= nil and ctermfg(ghost_group) ~= ctermfg('Normal'),
+    ghost_group .. ' has a cterm colour', api.nvim_get_hl(0, { name = ghost_group, link = false }))
+  vim.cmd.colorscheme('default') -- clears every group: the plugin defines its own again
+  check(ctermfg(ghost_group) ~= nil, ghost_group .. ' keeps its cterm colour after :colorscheme')
+
+  -- 1. attach to a server without a model, type: nothing can come; the model becomes ready and the
+  -- plugin asks again at the cursor without another keystroke
   vim.cmd.edit(write(env.DG_WORK .. '/area.py', { 'def area(r):', '    return 3.14 * ', '' }))
   local buf = api.nvim_get_current_buf()
   local client = wait_for('dg_lsp to attach', 20000, function()
     return vim.lsp.get_clients({ name = 'dg_lsp', bufnr = buf })[1]
   end)
   check(client.server_capabilities.inlineCompletionProvider ~= nil, 'server advertises inlineCompletionProvider')
-  wait_for('dg/status ready', 60000, function()
+  wait_for('dg/status error (no model)', 60000, function()
     local s = status.by_client[client.id]
-    return s and (s.state == 'ready' or s.state == 'busy')
+    return s and s.state == 'error'
   end)
-  check(dg.status():match('^dg ') ~= nil, 'statusline text', dg.status())
-
-  -- 2. type in insert mode: ghost text from the server appears at the cursor
+  check(status.became_ready({ state = 'loading' }, { state = 'ready' }) and status.became_ready(nil, { state = 'ready' })
+    and not status.became_ready({ state = 'busy' }, { state = 'ready' }), 'only a model becoming ready re-asks')
   api.nvim_win_set_cursor(0, { 2, 0 })
   feed('A')
   feed('r')
@@ -102,9 +148,23 @@ local function steps()
     local cur = api.nvim_win_get_cursor(0)
     return #ms > 0 and ms[1][2] == cur[1] - 1 and ms[1][3] == cur[2] and ms[1]
   end
-  local mark = wait_for('ghost text after typing', 30000, ghost_at_cursor)
+  local typed = wait_for('the typed character', 5000, function()
+    return api.nvim_get_current_line() == '    return 3.14 * r' and api.nvim_buf_get_changedtick(buf)
+  end)
+  sleep(400) -- longer than either renderer's debounce: the request went out and came back empty
+  check(#marks(buf) == 0, 'no ghost text before the model is ready', marks(buf))
+  local settings = vim.deepcopy(client.settings)
+  settings.dgLsp.model = 'tiny'
+  client.settings = settings
+  client:notify('workspace/didChangeConfiguration', { settings = settings })
+  local mark = wait_for('ghost text once the model is ready', 30000, ghost_at_cursor)
+  check(api.nvim_buf_get_changedtick(buf) == typed, 'ghost text after ready without another keystroke')
+  check(vim.tbl_contains({ 'dg ✓', 'dg ⋯' }, dg.status()), 'statusline text', dg.status())
+
+  -- 2. the ghost text from the server is drawn at the cursor, in the ghost highlight
   local d = mark[4]
   check(d.virt_text and d.virt_text[1][1] ~= '', 'ghost text extmark at the cursor', d.virt_text)
+  check(d.virt_text[1][2] == ghost_group, 'ghost text drawn with ' .. ghost_group, d.virt_text)
 
   -- 3. moving the cursor dismisses it (a new one may only appear at the new position); 0.12's own
   -- client deliberately keeps stale text on screen until the new answer arrives
@@ -132,6 +192,31 @@ local function steps()
     client.cancel_request = orig
     check(#cancelled >= 1, 'a newer request cancels the older one', cancelled)
     mark = wait_for('ghost text after re-request', 30000, ghost_at_cursor)
+  end
+
+  -- 4b. <Plug>(dg-lsp-next) asks for several suggestions (invoked trigger), then cycles them
+  local requests, unspy = spy(client, 'textDocument/inlineCompletion')
+  feed('<Plug>(dg-lsp-next)')
+  local invoked = wait_for('an invoked inline completion request', 10000, function()
+    for _, r in ipairs(requests) do
+      if r.params.context.triggerKind == 1 and r.answered then
+        return r
+      end
+    end
+  end)
+  sleep(250) -- past 0.12's 200 ms debounce: an automatic request still pending would go out now
+  unspy()
+  check(true, '<Plug>(dg-lsp-next) sends an invoked request (' .. invoked.n .. ' items)')
+  check(requests[#requests] == invoked, 'no automatic request after it replaces its answer', requests)
+  mark = wait_for('ghost text after the invoked request', 30000, ghost_at_cursor)
+  if invoked.n > 1 then
+    feed('<Plug>(dg-lsp-next)')
+    mark = wait_for('the second suggestion', 5000, function()
+      local m = ghost_at_cursor()
+      return m and hint_of(m) == 2 and m
+    end)
+    local i, n = hint_of(mark)
+    check(i == 2 and n == invoked.n, '<Plug>(dg-lsp-next) again shows the next suggestion', { i, n })
   end
 
   -- 5. accept with <Plug>(dg-lsp-accept): the buffer gets exactly the shown text
@@ -171,6 +256,20 @@ local function steps()
   sleep(150)
   check(#marks(buf) == 0, 'Escape clears ghost text', marks(buf))
 
+  -- 6b. :e! detaches and re-attaches the buffer: the status stays
+  local attaches = 0
+  local au = api.nvim_create_autocmd('LspAttach', { callback = function()
+    attaches = attaches + 1
+  end })
+  vim.cmd('edit!')
+  wait_for('dg_lsp to attach again after :e!', 10000, function()
+    return attaches > 0 and vim.lsp.get_clients({ name = 'dg_lsp', bufnr = buf })[1]
+  end)
+  api.nvim_del_autocmd(au)
+  sleep(50) -- past the LspDetach handler's scheduled check
+  check(vim.tbl_contains({ 'dg ✓', 'dg ⋯' }, dg.status()) and status.by_client[client.id] ~= nil,
+    'statusline keeps the state after :e!', dg.status())
+
   -- 7. fill a charwise visual selection through <Plug>(dg-lsp-fill-selection)
   vim.cmd.edit(write(env.DG_WORK .. '/add.py', { 'def add(a, b):', '    total = a + b', '    return total', '' }))
   buf = api.nvim_get_current_buf()
@@ -196,10 +295,17 @@ local function steps()
   tick = api.nvim_buf_get_changedtick(buf)
   local n = api.nvim_buf_line_count(buf)
   local last = api.nvim_buf_get_lines(buf, n - 2, n, false)
+  local first = api.nvim_buf_get_lines(buf, 0, 1, false)[1]
+  local commands, unspy_cmd = spy(client, 'workspace/executeCommand')
   vim.cmd('1DgFillSelection')
   wait_for('the filled line', 30000, function()
     return api.nvim_buf_get_changedtick(buf) ~= tick
   end)
+  unspy_cmd()
+  local range = commands[1] and commands[1].params.arguments[1].range
+  -- the line without its line break: a fill that adds a line break is the server's doing
+  check(vim.deep_equal(range, { start = { line = 0, character = 0 }, ['end'] = { line = 0, character = #first } }),
+    ':1DgFillSelection sends line 1 without its line break', range)
   local now = api.nvim_buf_get_lines(buf, -3, -1, false)
   check(vim.deep_equal(now, last), ':DgFillSelection on a line keeps the other lines', { last, now })
 
@@ -235,6 +341,8 @@ local function steps()
   local report = table.concat(api.nvim_buf_get_lines(0, 0, -1, false), '\n')
   check(report:find('dg_lsp', 1, true) ~= nil and report:find('OK', 1, true) ~= nil, 'checkhealth runs', report)
   check(report:find('ERROR', 1, true) == nil, 'checkhealth has no errors', report)
+  check(report:find('state ready', 1, true) ~= nil or report:find('state busy', 1, true) ~= nil,
+    'checkhealth knows the client state', report)
   log('DONE')
   finish(0)
 end

@@ -43,7 +43,11 @@ function M.check()
     else
       h.error(
         ('server executable %q not found'):format(exe),
-        { 'pip install dg-lsp (in a virtualenv) and put its bin/ on PATH', "or vim.lsp.config('dg_lsp', { cmd = { '/path/to/venv/bin/dg-lsp', 'serve' } })" }
+        {
+          'install dg-lsp from its clone (it is not on PyPI yet): pip install -e /path/to/dg-lsp in a virtualenv,'
+            .. ' and put its bin/ on PATH',
+          "or vim.lsp.config('dg_lsp', { cmd = { '/path/to/venv/bin/dg-lsp', 'serve' } })",
+        }
       )
     end
   else

@@ -32,6 +32,56 @@ function M.detach(client, bufnr)
   ghost.detach(bufnr, client.id)
 end
 
+local AUTOMATIC, INVOKED = 2, 1
+
+--- The built-in renderer's per-buffer state (0.12's Completor), or nil. Neovim exposes no call that
+--- sends a request of a given trigger kind, so this reaches into `vim.lsp._capability`; without it
+--- (a later Neovim that renames it) `next()` only cycles and a ready server is not re-asked.
+local function builtin_completor(bufnr)
+  local ok, capability = pcall(require, 'vim.lsp._capability')
+  local class = ok and type(capability) == 'table' and type(capability.all) == 'table' and capability.all.inline_completion
+  local completor = type(class) == 'table' and type(class.active) == 'table' and class.active[bufnr] or nil
+  if type(completor) == 'table' and type(completor.request) == 'function' then
+    return completor
+  end
+  return nil
+end
+
+--- Ask for inline completions at the cursor now (`kind` 1 = invoked, 2 = automatic). Returns
+--- whether a request went out.
+function M.request(kind, bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  if M.uses_builtin() then
+    local completor = builtin_completor(bufnr)
+    if not completor then
+      return false
+    end
+    completor:request(kind)
+    return true
+  end
+  if not ghost.attached(bufnr) then
+    return false
+  end
+  ghost.request(bufnr, kind)
+  return true
+end
+
+--- The `dg/status` handler: record the state, and when the model has just become ready ask again at
+--- the cursor (what was typed before got an empty answer from a server without a model).
+function M.on_status(client_id, params)
+  local before = status.by_client[client_id]
+  status.update(client_id, params)
+  if not status.became_ready(before, status.by_client[client_id]) then
+    return
+  end
+  local bufnr = api.nvim_get_current_buf()
+  local client = vim.lsp.get_client_by_id(client_id)
+  if client and client.attached_buffers[bufnr] and api.nvim_get_mode().mode:sub(1, 1) == 'i'
+      and not vim.b[bufnr].dg_lsp_disable and not vim.g.dg_lsp_disable then
+    M.request(AUTOMATIC, bufnr)
+  end
+end
+
 --- Accept the suggestion at the cursor. Returns false when there is none.
 function M.accept()
   if M.uses_builtin() then
@@ -57,10 +107,27 @@ function M.dismiss()
   -- the built-in client dismisses on its own (cursor moves, InsertLeave)
 end
 
+--- 0.12's renderer: cycle when it holds several items, else send the invoked request (several
+--- suggestions) that its own `select()` never sends.
+local function builtin_cycle(step)
+  local bufnr = api.nvim_get_current_buf()
+  local completor = builtin_completor(bufnr)
+  local several = completor and completor.current ~= nil and type(completor.count_items) == 'function'
+    and completor:count_items() > 1
+  if completor and not several then
+    if type(completor.reset_timer) == 'function' then
+      completor:reset_timer() -- a debounced automatic request still pending would replace this one
+    end
+    completor:request(INVOKED)
+  else
+    vim.lsp.inline_completion.select({ count = step })
+  end
+end
+
 --- Ask for suggestions now (invoked trigger: several items) or show the next one.
 function M.next()
   if M.uses_builtin() then
-    vim.lsp.inline_completion.select({ count = 1 })
+    builtin_cycle(1)
   else
     ghost.cycle(nil, 1)
   end
@@ -68,7 +135,7 @@ end
 
 function M.prev()
   if M.uses_builtin() then
-    vim.lsp.inline_completion.select({ count = -1 })
+    builtin_cycle(-1)
   else
     ghost.cycle(nil, -1)
   end

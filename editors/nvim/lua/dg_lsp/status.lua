@@ -20,6 +20,14 @@ function M.update(client_id, params)
   vim.api.nvim_exec_autocmds('User', { pattern = 'DgLspStatus', data = M.by_client[client_id], modeline = false })
 end
 
+--- Whether a change from `before` to `after` is the model becoming ready (after start, a reload or an
+--- error), as opposed to the end of a busy spell, which must not trigger a new request.
+---@param before? {state: string}
+---@param after? {state: string}
+function M.became_ready(before, after)
+  return after ~= nil and after.state == 'ready' and not (before and (before.state == 'ready' or before.state == 'busy'))
+end
+
 function M.forget(client_id)
   M.by_client[client_id] = nil
 end
