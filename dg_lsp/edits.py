@@ -130,6 +130,13 @@ def completion_item(
     )
 
 
+def keep_line_ends(old: str, new: str) -> str:
+    """`new` (a fill of the selection `old`) ends in as many line breaks as `old` does: a model
+    that ends its text with a line break must not add a blank line after a line-wise selection."""
+    kept = old[len(old.rstrip("\r\n")) :].count("\n") or old[len(old.rstrip("\r\n")) :].count("\r")
+    return new.rstrip("\r\n") + "\n" * kept
+
+
 def common_ends(old: str, new: str) -> tuple[int, int]:
     """Lengths of the common prefix and (non-overlapping) common suffix of two strings."""
     n = min(len(old), len(new))

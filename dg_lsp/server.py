@@ -20,7 +20,7 @@ from lsprotocol import types as t
 
 from dg_lsp.context import eol_of, locate, site_at
 from dg_lsp.documents import apply_edit, command_target, selected_completion
-from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, replace_edit
+from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, keep_line_ends, replace_edit
 from dg_lsp.markdown import RewritePlan
 from dg_lsp.requests import inline_requests, rewrite_request, selection_request
 from dg_lsp.session import DgServer
@@ -94,7 +94,7 @@ async def fill_selection(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
     if result is None:
         return None
     old = doc.text[doc.start.offset : doc.end.offset]
-    edit = replace_edit(doc.lines, doc.start, doc.end, old, result.text,
+    edit = replace_edit(doc.lines, doc.start, doc.end, old, keep_line_ends(old, result.text),
                         encoding=ls.encoding, eol=eol_of(doc.lines), shrink=False)
     return await apply_edit(ls, doc, [edit], "dg: fill selection")
 

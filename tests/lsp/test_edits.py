@@ -11,6 +11,7 @@ from dg_lsp.edits import (
     completion_item,
     document_text,
     inline_items,
+    keep_line_ends,
     replace_edit,
     workspace_edit,
 )
@@ -100,3 +101,10 @@ def test_document_text_and_workspace_edit():
     assert versioned.document_changes[0].text_document.version == 3
     plain = workspace_edit("file:///a", 3, [e], document_changes=False)
     assert plain.changes == {"file:///a": [e]}
+
+
+def test_a_fill_keeps_the_selections_line_ends():
+    """A line-wise fill of one line must not add a blank line (issue 15, item 10)."""
+    assert keep_line_ends("    total = a + b", '    """\n') == '    """'
+    assert keep_line_ends("x\n", "y") == "y\n"
+    assert keep_line_ends("x\r\n", "y\n\n") == "y\n"  # edits.document_text puts the CRLF back
