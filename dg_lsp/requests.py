@@ -10,9 +10,12 @@ Pure functions of plain data; a request checks itself when made (`runtime.types`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dg_lsp.context import Site, prefix_window, suffix_window, to_model_text
 from dg_lsp.markdown import RewritePlan, Span
 from dg_lsp.settings import Settings
+from runtime.retrieval import Draft
 from runtime.types import InfillRequest
 
 SINGLE_LINE_MAX_TOKENS = 32
@@ -23,20 +26,35 @@ REWRITE_REMASK = 0.5
 """Fraction of a prose span's tokens re-masked by dg.rewriteMarkdown."""
 
 
-def inline_requests(site: Site, settings: Settings, *, invoked: bool) -> list[InfillRequest]:
+def inline_requests(
+    site: Site, settings: Settings, *, invoked: bool, drafts: Sequence[Draft] = ()
+) -> list[InfillRequest]:
     """Automatic: one request within the automatic budget.  Invoked (the user asked, and may cycle
-    through several): the rest of the line, then for a multi-line site a block, then a sample."""
+    through several): the rest of the line, then for a multi-line site a block, then a sample.
+    The greedy single-line requests carry the line `drafts` (best first) for the model to verify."""
+    pairs = tuple((d.text, d.score) for d in drafts) if settings.drafts else ()
     if not invoked:
-        return [_site_request(site, settings, settings.automatic_budget_ms, single_line=site.single_line)]
+        one_line = site.single_line
+        return [_site_request(site, settings, settings.automatic_budget_ms, single_line=one_line,
+                              drafts=pairs if one_line else ())]  # fmt: skip
     budget = settings.invoked_budget_ms
     shapes = [True] if site.single_line else [True, False]
-    out = [_site_request(site, settings, budget, single_line=one_line) for one_line in shapes]
+    out = [
+        _site_request(site, settings, budget, single_line=one, drafts=pairs if one else ()) for one in shapes
+    ]
     out.append(_site_request(site, settings, budget, single_line=site.single_line, **INVOKED_SAMPLE))
     return out
 
 
 def _site_request(
-    site: Site, s: Settings, deadline_ms: float, *, single_line: bool, temperature: float = 0.0, seed: int = 0
+    site: Site,
+    s: Settings,
+    deadline_ms: float,
+    *,
+    single_line: bool,
+    temperature: float = 0.0,
+    seed: int = 0,
+    drafts: tuple[tuple[str, float], ...] = (),
 ) -> InfillRequest:
     return InfillRequest(
         prefix=site.prefix,
@@ -48,6 +66,7 @@ def _site_request(
         seed=seed,
         context_tokens=s.context_tokens,
         single_line=single_line,
+        drafts=drafts,
     )
 
 

@@ -14,12 +14,13 @@ Read top to bottom this is the table of contents of dg-lsp.  A request's path:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lsprotocol import types as t
 
 from dg_lsp.context import eol_of, locate, site_at
-from dg_lsp.documents import apply_edit, command_target, selected_completion
+from dg_lsp.documents import apply_edit, command_target, open_document, selected_completion
 from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, keep_line_ends, replace_edit
 from dg_lsp.markdown import RewritePlan
 from dg_lsp.requests import inline_requests, rewrite_request, selection_request
@@ -39,18 +40,43 @@ def initialize(ls: DgServer, params: t.InitializeParams) -> None:
 
 @server.feature(t.INITIALIZED)
 async def initialized(ls: DgServer, params: t.InitializedParams) -> None:
+    await ls.watch_files()
+    indexing = asyncio.ensure_future(ls.index_workspace())  # alongside the model load
     await ls.load_model()
+    await indexing
 
 
 @server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
 async def did_change_configuration(ls: DgServer, params: t.DidChangeConfigurationParams) -> None:
     if ls.configure_changed(params.settings):
         await ls.load_model()
+    await ls.index_workspace()  # only when a workspace setting changed
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: DgServer, params: t.DidOpenTextDocumentParams) -> None:
+    if ls.feed is not None:
+        ls.feed.opened(params.text_document.uri, params.text_document.text)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: DgServer, params: t.DidChangeTextDocumentParams) -> None:
+    if ls.feed is not None:
+        uri = params.text_document.uri
+        ls.feed.changed(uri, lambda: getattr(open_document(ls.workspace, uri), "source", None))
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DgServer, params: t.DidCloseTextDocumentParams) -> None:
     ls.typing.forget(params.text_document.uri)
+    if ls.feed is not None:
+        ls.feed.closed(params.text_document.uri)
+
+
+@server.feature(t.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: DgServer, params: t.DidChangeWatchedFilesParams) -> None:
+    if ls.feed is not None:
+        ls.feed.files_changed([(c.uri, c.type == t.FileChangeType.Deleted) for c in params.changes])
 
 
 @server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
@@ -65,7 +91,8 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
     fills = None if site.typed else ls.typing.lookup(doc.uri, text, cursor.offset)
     if fills is None:
         invoked = params.context.trigger_kind == t.InlineCompletionTriggerKind.Invoked
-        fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=invoked))
+        drafts = [] if site.typed else ls.line_drafts(doc.uri, text, cursor.offset)
+        fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=invoked, drafts=drafts))
     shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
     ls.typing.remember(doc.uri, text, cursor.offset, [] if site.typed else shown.fills)
     return t.InlineCompletionList(items=shown.items)

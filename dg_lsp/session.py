@@ -15,6 +15,7 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -30,8 +31,11 @@ from dg_lsp.documents import open_document
 from dg_lsp.settings import SECTION, Settings, from_initialization_options, parse_settings
 from dg_lsp.typing_cache import TypingCache
 from dg_lsp.worker import InfillService
+from dg_lsp.workspace import WorkspaceFeed, path_of
 from runtime.measure import rss_bytes
+from runtime.retrieval import Draft
 from runtime.types import InfillRequest, InfillResult, ModelLoadError, RuntimeError_
+from runtime.workspace import WorkspaceLimits
 
 log = logging.getLogger("dg_lsp")
 
@@ -53,6 +57,9 @@ class DgServer(LanguageServer):
         self._loading: tuple | None = None
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.feed: WorkspaceFeed | None = None
+        """The workspace index's feed; None while `workspaceEnabled` is false."""
+        self._indexed: tuple | None = None
 
     # ------------------------------------------------------------------ settings
     def configure_initial(self, options: Any) -> None:
@@ -79,6 +86,10 @@ class DgServer(LanguageServer):
         if problems:
             message = "dg-lsp settings: " + "; ".join(problems)
             self.window_show_message(t.ShowMessageParams(type=t.MessageType.Warning, message=message))
+
+    def workspace_key(self) -> tuple:
+        s = self.settings
+        return (s.workspace_enabled, s.workspace_max_files, s.workspace_max_file_bytes, s.workspace_max_bytes)
 
     def _model_key(self) -> tuple:
         s = self.settings
@@ -118,6 +129,63 @@ class DgServer(LanguageServer):
             self._loaded = key
             self.set_status("ready", f"{backend.description} on {device}")
 
+    # ---------------------------------------------------------------- workspace
+    async def index_workspace(self) -> None:
+        """(Re)build the workspace index in a thread, with progress; the open buffers go in first."""
+        key = self.workspace_key()
+        if key == self._indexed:
+            return
+        self._indexed = key
+        if self.feed is not None:
+            self.feed.stop()
+        if not self.settings.workspace_enabled:
+            self.feed = None
+            return
+        s = self.settings
+        feed = self.feed = WorkspaceFeed(
+            WorkspaceLimits(s.workspace_max_files, s.workspace_max_bytes, s.workspace_max_file_bytes)
+        )
+        for doc in list(self.workspace.text_documents.values()):
+            feed.opened(doc.uri, doc.source)
+        folders = [Path(p) for f in self.workspace.folders.values() if (p := path_of(f.uri))]
+        if not folders and self.workspace.root_path:
+            folders = [Path(self.workspace.root_path)]
+        loop = asyncio.get_running_loop()
+        async with self.progress("dg-lsp: indexing the workspace", 0) as step:
+            def report(n: int, path: str) -> None:  # on the indexing thread
+                loop.call_soon_threadsafe(step, f"{n} files")
+
+            seconds = await loop.run_in_executor(None, feed.index_folders, folders, report)
+        st = feed.index.stats
+        message = f"workspace indexed: {st.documents} files, {st.bytes / 2**20:.1f} MB in {seconds:.1f} s"
+        log.info("%s (skipped: %s)", message, st.skipped)
+        self.protocol.notify(STATUS_METHOD, {"state": self.state, "message": self.state_message,
+                                             "workspace": message})  # fmt: skip
+
+    async def watch_files(self) -> None:
+        """Ask the client to report file changes on disk, where it can register watchers at run time."""
+        caps = self.client_capabilities
+        if not get_capability(caps, "workspace.did_change_watched_files.dynamic_registration", False):
+            return
+        watcher = t.FileSystemWatcher(glob_pattern="**/*")
+        options = t.DidChangeWatchedFilesRegistrationOptions(watchers=[watcher])
+        registration = t.Registration(id="dg-lsp-files", method=t.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                      register_options=options)  # fmt: skip
+        try:
+            await self.client_register_capability_async(t.RegistrationParams(registrations=[registration]))
+        except Exception as e:  # a client that refuses: the index then follows the open buffers only
+            log.warning("the client does not watch files for us (%s): changes on disk are not followed", e)
+
+    def line_drafts(self, uri: str, text: str, offset: int) -> list[Draft]:
+        """Line drafts for a completion at `offset` (none when drafts or the workspace are off)."""
+        if self.feed is None or not self.settings.drafts:
+            return []
+        try:
+            return self.feed.drafts(uri, text, offset)
+        except Exception:  # retrieval must never cost the completion itself
+            log.exception("line drafts failed")
+            return []
+
     def set_status(self, state: str, message: str) -> None:
         self.state, self.state_message = state, message
         log.info("status %s: %s", state, message)
@@ -137,8 +205,9 @@ class DgServer(LanguageServer):
             self.set_status(state, "working" if state == "busy" else "idle")
 
     @contextlib.asynccontextmanager
-    async def progress(self, title: str, total: int) -> AsyncIterator[Callable[[], None]]:
-        """Work-done progress when the client supports it; yields a function to call per step."""
+    async def progress(self, title: str, total: int) -> AsyncIterator[Callable[..., None]]:
+        """Work-done progress when the client supports it; yields a function to call per step
+        (with an optional message).  `total` 0: unknown, the steps report messages only."""
         token: str | None = None
         if get_capability(self.client_capabilities, "window.work_done_progress", False):
             token = f"dg-{uuid.uuid4().hex}"
@@ -150,14 +219,16 @@ class DgServer(LanguageServer):
                 token = None
         done = 0
 
-        def step() -> None:
+        def step(message: str | None = None) -> None:
             nonlocal done
             done += 1
             if token is not None:
-                pct = min(100, round(100 * done / max(1, total)))
-                self.work_done_progress.report(
-                    token, t.WorkDoneProgressReport(percentage=pct, message=f"{done}/{total}")
-                )
+                if total:
+                    pct = min(100, round(100 * done / total))
+                    report = t.WorkDoneProgressReport(percentage=pct, message=message or f"{done}/{total}")
+                else:  # an unknown total: a message only
+                    report = t.WorkDoneProgressReport(message=message or str(done))
+                self.work_done_progress.report(token, report)
 
         try:
             yield step
@@ -224,4 +295,6 @@ class DgServer(LanguageServer):
         cache_stats = backend.cache_stats() if backend is not None else None
         out.update(self.service.stats.as_dict(cache_stats, self.service.pending))
         out.update(self.typing.stats())
+        if self.feed is not None:
+            out.update(self.feed.stats())
         return out

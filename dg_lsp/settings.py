@@ -56,6 +56,19 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     """Language ids that get completions; null means every language not in disabledLanguages."""
     disabled_languages: list[str] = msgspec.field(default_factory=lambda: ["plaintext"])
     """Language ids that never get completions (commands still work there)."""
+    workspace_enabled: bool = True
+    """Use the workspace as context: the open buffers and the files under the workspace folders
+    (.gitignore rules, hidden and vendored folders, binary and large files left out) are indexed in
+    the background, and lines from them become drafts that the model verifies on the canvas."""
+    workspace_max_files: Annotated[int, msgspec.Meta(ge=0, le=200_000)] = 5000
+    """Most files indexed (open buffers included); the rest are left out and counted in dg.stats."""
+    workspace_max_file_bytes: Annotated[int, msgspec.Meta(ge=1024, le=2**26)] = 2**20
+    """Files larger than this many bytes are not indexed."""
+    workspace_max_bytes: Annotated[int, msgspec.Meta(ge=2**20, le=2**31)] = 64 * 2**20
+    """Most text indexed in all, in bytes (the index holds about 1.5 times this in memory at most)."""
+    drafts: bool = True
+    """Put line drafts from the workspace on the canvas for single-line completions (verified by
+    the model in one batched forward); false denoises every completion from masks only."""
 
     def language_enabled(self, language_id: str) -> bool:
         if language_id in self.disabled_languages:

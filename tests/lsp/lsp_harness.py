@@ -31,10 +31,18 @@ def make_client() -> LanguageClient:
     client.statuses = []  # type: ignore[attr-defined]
     client.applied = []  # type: ignore[attr-defined]
     client.apply_result = True  # type: ignore[attr-defined]
+    client.registrations = []  # type: ignore[attr-defined]
+    client.workspace_messages = []  # type: ignore[attr-defined]
 
     @client.feature("dg/status")
     def status(ls: LanguageClient, params: Any) -> None:
         client.statuses.append((_get(params, "state"), _get(params, "message")))  # type: ignore[attr-defined]
+        if (workspace := _get(params, "workspace")) is not None:
+            client.workspace_messages.append(workspace)  # type: ignore[attr-defined]
+
+    @client.feature(t.CLIENT_REGISTER_CAPABILITY)
+    def register(ls: LanguageClient, params: t.RegistrationParams) -> None:
+        client.registrations.extend(r.method for r in params.registrations)  # type: ignore[attr-defined]
 
     @client.feature(t.WORKSPACE_APPLY_EDIT)
     def apply_edit(ls: LanguageClient, params: t.ApplyWorkspaceEditParams) -> t.ApplyWorkspaceEditResult:
@@ -60,11 +68,14 @@ def capabilities(profile: str, *, inline: bool = True) -> t.ClientCapabilities:
 
 
 async def start(client: LanguageClient, profile: str, options: Any = None, *, inline: bool = True,
-                wait: str | None = "ready") -> t.InitializeResult:
+                wait: str | None = "ready", root: Path | None = None) -> t.InitializeResult:
+    folders = [t.WorkspaceFolder(uri=root.as_uri(), name=root.name)] if root is not None else None
     result = await client.initialize_session(
         t.InitializeParams(
             capabilities=capabilities(profile, inline=inline),
             initialization_options=TINY if options is None else options,
+            workspace_folders=folders,
+            root_uri=root.as_uri() if root is not None else None,
         )
     )
     if wait:

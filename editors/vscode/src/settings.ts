@@ -18,6 +18,11 @@ export const SERVER_KEYS = [
   'contextTokens',
   'enabledLanguages',
   'disabledLanguages',
+  'workspaceEnabled',
+  'workspaceMaxFiles',
+  'workspaceMaxFileBytes',
+  'workspaceMaxBytes',
+  'drafts',
 ] as const;
 
 /** Settings only this extension reads; never forwarded (the server reports unknown keys). */

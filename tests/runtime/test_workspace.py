@@ -1,0 +1,113 @@
+"""Unit tests of runtime.workspace (the index), runtime.retrieval (line drafts) and
+runtime.drafts (drafted canvases), with real files in tmp_path and the tiny model."""
+
+from __future__ import annotations
+
+import torch
+
+from runtime.drafts import draft_canvases, judge
+from runtime.retrieval import line_drafts
+from runtime.workspace import WorkspaceIndex, WorkspaceLimits, read_text_file
+
+
+def test_folder_indexing_filters_what_a_user_expects(tmp_path):
+    (tmp_path / ".gitignore").write_text("build/\n*.log\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "src" / "run.log").write_text("noise\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "gen.py").write_text("y = 2\n")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "m.js").write_text("z\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    (tmp_path / "big.py").write_text("a" * 5000)
+    (tmp_path / "img.png").write_bytes(b"\x89PNG\x00\x00")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    index = WorkspaceIndex(WorkspaceLimits(max_file_bytes=4096))
+    index.add_folder(tmp_path)
+    assert index.keys() == [str(tmp_path / "src" / "a.py")]
+    skipped = index.stats.skipped
+    assert skipped["too-large"] == 1 and skipped["binary"] == 2 and skipped["ignored"] >= 4
+
+
+def test_caps_on_files_and_bytes(tmp_path):
+    for i in range(5):
+        (tmp_path / f"f{i}.py").write_text(f"v{i} = {i}\n")
+    index = WorkspaceIndex(WorkspaceLimits(max_files=3))
+    index.add_folder(tmp_path)
+    assert index.stats.documents == 3 and index.stats.skipped["cap"] == 2
+    small = WorkspaceIndex(WorkspaceLimits(max_bytes=10))
+    assert small.update("a", "12345") and not small.update("b", "123456789")
+
+
+def test_a_file_deleted_while_indexing_is_skipped(tmp_path):
+    for i in range(250):
+        (tmp_path / f"f{i:03d}.py").write_text(f"v = {i}\n")
+    index = WorkspaceIndex()
+
+    def delete_the_rest(n: int, path: str) -> None:
+        for p in sorted(tmp_path.glob("*.py"))[n:]:
+            p.unlink()
+
+    index.add_folder(tmp_path, progress=delete_the_rest)
+    assert index.stats.documents == 100 and index.stats.skipped["unreadable"] == 150
+    assert read_text_file(tmp_path / "missing.py", 100) == (None, "unreadable")
+
+
+def test_open_buffers_win_over_the_disk_and_closing_gives_the_disk_back():
+    index = WorkspaceIndex()
+    index.update("f.py", "value = from_buffer()\n", open_buffer=True)
+    index.update("f.py", "value = from_disk()\n", open_buffer=False)
+    assert index.with_prefix("value = ") == [("value = from_buffer()", 1)]
+    index.close_buffer("f.py", "value = from_disk()\n")
+    assert index.with_prefix("value = ") == [("value = from_disk()", 1)]
+
+
+def test_prefix_and_follower_queries_leave_one_document_out():
+    index = WorkspaceIndex()
+    index.update("a.py", "if x:\n    return compute(x)\nif x:\n\n    return compute(x)\n")
+    index.update("b.py", "if x:\n    return other(x)\n")
+    assert index.followers("if x:") == [("return compute(x)", 2), ("return other(x)", 1)]
+    assert index.followers("if x:", exclude="a.py") == [("return other(x)", 1)]
+    assert index.with_prefix("return c") == [("return compute(x)", 2)]
+    assert index.with_prefix("return c", exclude="a.py") == []
+    index.remove("a.py")
+    assert index.with_prefix("return c") == []
+
+
+def test_line_drafts_rank_the_current_file_and_the_line_above():
+    index = WorkspaceIndex()
+    index.update("other.py", "for item in items:\n    total += item.price\n")
+    prefix = "def f(items):\n    total = 0\n    for item in items:\n        "
+    drafts = line_drafts(prefix, "\n    return total\n", index, document="cur.py")
+    assert drafts[0].text == "total += item.price" and drafts[0].how == "follows"
+    prefix = "x = compute_value(a, b)\ny = compute_"
+    drafts = line_drafts(prefix, ")\n", index, document="cur.py")
+    assert drafts[0].text == "value(a, b" and drafts[0].where == "file"  # the ")" after the cursor stays
+
+
+def test_drafts_are_verified_in_one_batched_forward(tiny_backend):
+    from runtime.types import InfillRequest
+
+    drafts = (("_norm(q)", 3.0), ("_other(q)", 1.0))
+    req = InfillRequest(prefix="def f(q):\n    value = qx", suffix="\n", single_line=True, drafts=drafts)
+    res = tiny_backend.infill(req)
+    assert res.text == "_norm(q)" and res.stats.forwards == 1  # accepted: one verification pass
+    assert res.stats.drafts_tried == 2 and res.stats.drafts_accepted == 1
+    plain = tiny_backend.infill(InfillRequest(prefix=req.prefix, suffix="\n", single_line=True))
+    assert plain.stats.drafts_tried == 0 and plain.stats.forwards >= 1
+
+
+def test_judge_prefers_the_evidence_and_finds_doubted_slots(tiny_backend):
+    tok = tiny_backend.tok
+    dc = draft_canvases(tok, "x", (("ab", 1.0), ("cd", 8.0), ("y" * 40, 9.0)), 16)
+    assert dc is not None and dc.lengths == [3, 3]  # the third does not fit the canvas
+    logits = torch.zeros(2, 16, tok.vocab_size)  # the model is indifferent: evidence decides
+    assert judge(dc, logits).index == 1
+    logits[1, 1, :] = 5.0
+    logits[1, 1, dc.canvases[1, 1]] = -5.0  # the model doubts the 2nd token of draft 1
+    verdict = judge(dc, logits, evidence_weight=0.0, doubt_probability=0.001)  # uniform rows give 1/261 each
+    assert verdict.index == 0 and verdict.doubted == []
+    verdict = judge(dc, logits, evidence_weight=10.0, doubt_probability=0.001)  # uniform rows give 1/261 each
+    assert verdict.index == 1 and verdict.doubted == [1]
