@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from runtime import ops
+
 
 @dataclass(frozen=True)
 class ModelArgs:
@@ -103,6 +105,11 @@ class CanvasKV:
         room_v[:, :, self.start : end] = v
         return room_k[:, :, :end], room_v[:, :, :end]
 
+    def context(self, i: int) -> tuple[Tensor, Tensor]:
+        """Layer `i`'s context K/V, (H, T, Dh) views: what the canvas attention kernel reads."""
+        room_k, room_v = self.layers[i]
+        return room_k[0, :, : self.start], room_v[0, :, : self.start]
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
@@ -141,8 +148,11 @@ class Attention(nn.Module):
         return qk[0], qk[1], qkv[2]
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        b, t = q.shape[0], q.shape[2]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
+        return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+    def merge(self, y: Tensor) -> Tensor:
+        """(B, H, T, Dh) attention output -> (B, T, D) through the output projection."""
+        b, t = y.shape[0], y.shape[2]
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -195,6 +205,10 @@ class InfillTransformer(nn.Module):
         kept: KV = []
         for i, layer in enumerate(self.layers):
             q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            if isinstance(past, CanvasKV) and not keep and ops.kernel_path(q):  # one context for B canvases
+                x = x + layer.attn.merge(ops.attend_canvases(q, *past.context(i), k, v))
+                x = x + layer.ffn(layer.ffn_norm(x))
+                continue
             if isinstance(past, CanvasKV):
                 k, v = past.attach(i, k, v)
             elif past:
