@@ -43,6 +43,16 @@ def kernel_path():
     return contextlib.nullcontext() if GPU else ops.forced_kernels()
 
 
+@contextlib.contextmanager
+def reference_path():
+    """The reference path: CPU tensors take it by themselves; on a GPU, kernels off."""
+    kernels.set_kernels_enabled(not GPU)
+    try:
+        yield
+    finally:
+        kernels.set_kernels_enabled(True)
+
+
 @pytest.fixture
 def launches(monkeypatch):
     """Counts the launches of each kernel (the kernel still runs)."""
@@ -100,8 +110,9 @@ def test_the_kernel_path_gives_the_reference_canvas(case, policy, launches):
     forward_kw, spec_kw = CASES[case]
     target = [PAD, 3, 6, 7, PAD, 8, 9, 10] if case == "blank line" else [5, 6, 7, 8, 9, 10, 11, 5]
     spec = canvas_spec(8, mask_id=MASK, pad_id=PAD, banned_ids=(MASK, 2), **spec_kw)
-    want = denoise(scripted(target, **forward_kw), spec, make_policy(policy, 8))
-    assert launches["beliefs"] == 0  # CPU logits, nothing forced: the reference
+    with reference_path():
+        want = denoise(scripted(target, **forward_kw), spec, make_policy(policy, 8))
+    assert launches["beliefs"] == 0
     with kernel_path():
         got = denoise(scripted(target, **forward_kw), spec, make_policy(policy, 8))
     assert launches["beliefs"] == got.forwards > 0
@@ -119,7 +130,8 @@ def test_one_step_matches_the_reference_beliefs(launches):
     for temperature in (0.0, 0.7):
         logits = torch.randn(6, V, generator=g).to(DEVICE)
         logits[:, PAD] += 1.5  # pad often wins: the weak-end rule and the blocked ends matter
-        want = StepBeliefs(spec)(logits.clone(), state, temperature, torch.Generator().manual_seed(0))
+        with reference_path():
+            want = StepBeliefs(spec)(logits.clone(), state, temperature, torch.Generator().manual_seed(0))
         with kernel_path():
             got = StepBeliefs(spec)(logits, state, temperature, torch.Generator().manual_seed(0))
         if temperature == 0:
@@ -197,7 +209,8 @@ def test_the_model_attends_its_canvas_with_the_kernel(launches):
     canvas = torch.randint(4, 261, (1, 16), device=DEVICE)
     with torch.inference_mode():
         kv = model.encode(ctx, None)
-        want = model.denoise(canvas, CanvasKV(kv, 16))
+        with reference_path():
+            want = model.denoise(canvas, CanvasKV(kv, 16))
         with kernel_path():
             got = model.denoise(canvas, CanvasKV(kv, 16))
     assert launches["attention"] == model.args.n_layers
@@ -213,7 +226,8 @@ def test_the_embedded_backend_runs_the_kernels_end_to_end(launches):
     backend = load_embedded("tiny", device=DEVICE, threads=1, dtype="float32")
     req = InfillRequest(prefix="def f(x):\n    return ", suffix="\n", max_tokens=6, canvas_tokens=6,
                         policy="threshold")
-    want = backend.infill(req).text
+    with reference_path():
+        want = backend.infill(req).text
     assert launches == {"beliefs": 0, "attention": 0}
     backend.cache = ContextCache()  # encode the context again
     with kernel_path():
