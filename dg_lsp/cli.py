@@ -101,6 +101,8 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--threads", type=int, default=None, help="torch threads (default: cores/2, >= 1)")
     s.add_argument("--dtype", choices=DTYPES, default="auto",
                    help="matrix-product number format (auto: bfloat16 where the hardware has it natively)")
+    s.add_argument("--no-kernels", dest="kernels", action="store_false",
+                   help="run the PyTorch reference instead of the Triton kernels on a GPU (debugging)")
     s.add_argument("--log-level", default="WARNING")
 
 
@@ -113,7 +115,8 @@ def _backend(args: argparse.Namespace):
     from runtime.load import load_backend
 
     return load_backend(args.model, device=args.device, threads=args.threads, dtype=args.dtype,
-                        remote_model=args.remote_model, allow_remote_code=args.trust_remote_code)
+                        remote_model=args.remote_model, allow_remote_code=args.trust_remote_code,
+                        kernels=args.kernels)
 
 
 def _request(args: argparse.Namespace, prefix: str, suffix: str) -> InfillRequest:

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, help="matrix-product dtype (overrides dgLsp.dtype)")
     parser.add_argument("--policy", choices=list(POLICY_NAMES),
                         help="unmasking policy (overrides dgLsp.policy)")
+    parser.add_argument("--no-kernels", dest="kernels", action="store_false", default=None,
+                        help="no Triton kernels on a GPU: the PyTorch reference (overrides dgLsp.kernels)")
     parser.add_argument("--log-file", help="write logs here instead of stderr")
     parser.add_argument(
         "--log-level", default=None,
@@ -37,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in ("model", "device", "threads", "dtype", "policy"):
+    for name in ("model", "device", "threads", "dtype", "policy", "kernels"):
         value = getattr(args, name, None)
         if value is not None:
             out[name] = value

@@ -93,7 +93,7 @@ class DgServer(LanguageServer):
 
     def _model_key(self) -> tuple:
         s = self.settings
-        return (s.model, s.device, s.threads, s.dtype, s.remote_model, s.trust_remote_code)
+        return (s.model, s.device, s.threads, s.dtype, s.remote_model, s.trust_remote_code, s.kernels)
 
     # ----------------------------------------------------------------- lifecycle
     async def load_model(self) -> None:
@@ -101,7 +101,7 @@ class DgServer(LanguageServer):
         self._generation += 1
         generation, key = self._generation, self._model_key()
         self._loading = key
-        model, device, threads, dtype, remote_model, trust_remote_code = key
+        model, device, threads, dtype, remote_model, trust_remote_code, kernels = key
         self.set_status("loading", f"loading model {model!r} on {device}")
         from runtime.load import load_backend  # torch import stays off the initialize path
 
@@ -109,7 +109,7 @@ class DgServer(LanguageServer):
             try:
                 load = functools.partial(
                     load_backend, model, device=device, threads=threads, dtype=dtype,
-                    remote_model=remote_model, allow_remote_code=trust_remote_code,
+                    remote_model=remote_model, allow_remote_code=trust_remote_code, kernels=kernels,
                 )
                 backend, error = await self._loop.run_in_executor(None, load), None
             except ModelLoadError as e:

@@ -41,6 +41,10 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     float32 on CPU), "float32", "bfloat16" or "float16" (GPU only)."""
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
     """Torch intra-op threads; null picks half the cores (at least 1, at most 4)."""
+    kernels: bool = True
+    """Use the Triton kernels of the GPU path (fused beliefs, canvas attention) when the device is CUDA;
+    false runs the PyTorch reference everywhere, for debugging (so does the environment variable
+    DG_LSP_KERNELS=0).  The CPU path is the reference either way."""
     policy: str = "adaptive"
     """Unmasking policy: sequential, llada, threshold, entropy or adaptive; options as
     NAME:KEY=VALUE,... (for example "threshold:tau=0.8")."""

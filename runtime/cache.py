@@ -137,7 +137,7 @@ class EncodedContext:
         model, device = self.model, self.device
 
         def forward(canvas: torch.Tensor) -> torch.Tensor:
-            return model.denoise(canvas[None].to(device), room)[0].cpu()  # (C, V)
+            return model.denoise(canvas[None].to(device), room)[0]  # (C, V) on the device: runtime.sampler
 
         return forward
 

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from kernels import set_kernels_enabled
 from runtime.backends.base import Backend
 from runtime.backends.embedded import EmbeddedBackend
 from runtime.measure import cpu_has_native_bf16
@@ -216,14 +217,17 @@ def load_backend(
     remote_model: str | None = None,
     allow_remote_code: bool = False,
     dtype: str = "auto",
+    kernels: bool = True,
 ) -> Backend:
     """The backend the `model` setting names (see docs/backends.md).
 
     "http(s)://HOST:PORT/v1" -> remote; "default", a preset or an embedded folder -> embedded;
     a Hugging Face folder whose config.json says model_type "diffusion_gemma" -> diffusiongemma;
     any other Hugging Face folder -> masked (its modeling code runs only with `allow_remote_code`).
-    Every failure is a `ModelLoadError` with one line.
+    Every failure is a `ModelLoadError` with one line.  `kernels=False` turns the Triton kernels of
+    the GPU path off for the process (the `kernels` setting, `--no-kernels`; kernels/README.md).
     """
+    set_kernels_enabled(kernels)
     if spec.startswith(("http://", "https://")):
         from runtime.backends.remote import connect_remote
 

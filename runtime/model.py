@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from runtime import ops
+
 
 @dataclass(frozen=True)
 class ModelArgs:
@@ -103,6 +105,11 @@ class CanvasKV:
         room_v[:, :, self.start : end] = v
         return room_k[:, :, :end], room_v[:, :, :end]
 
+    def context(self, i: int) -> tuple[Tensor, Tensor]:
+        """Layer `i`'s context K/V, (H, T, Dh) views: what the canvas attention kernel reads."""
+        room_k, room_v = self.layers[i]
+        return room_k[0, :, : self.start], room_v[0, :, : self.start]
+
 
 class SharedKV:
     """A context's K/V (batch 1) read by B canvases at once, with no copy of it per canvas: each
@@ -114,6 +121,11 @@ class SharedKV:
             raise ValueError(f"SharedKV holds one context, got a batch of {ctx[0][0].shape[0]}")
         self.layers = ctx
         self.start = ctx[0][0].shape[2]
+
+    def context(self, i: int) -> tuple[Tensor, Tensor]:
+        """Layer `i`'s context keys and values, (H, T, Dh) views."""
+        k, v = self.layers[i]
+        return k[0], v[0]
 
 
 class RMSNorm(nn.Module):
@@ -153,8 +165,11 @@ class Attention(nn.Module):
         return qk[0], qk[1], qkv[2]
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        b, t = q.shape[0], q.shape[2]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
+        return self.merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+    def merge(self, y: Tensor) -> Tensor:
+        """(B, H, T, Dh) attention output -> (B, T, D) through the output projection."""
+        b, t = y.shape[0], y.shape[2]
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
 
     def attend_shared(self, q: Tensor, k: Tensor, v: Tensor, ck: Tensor, cv: Tensor) -> Tensor:
@@ -168,7 +183,7 @@ class Attention(nn.Module):
         p = (torch.cat((s_ctx, s_own), -1).float() / math.sqrt(dh)).softmax(-1).to(q.dtype)  # (B, H, C, T+C)
         p_ctx = p[..., :t].transpose(0, 1).reshape(1, h, b * c, t)  # (1, H, B*C, T)
         y = (p_ctx @ cv).view(h, b, c, dh).transpose(0, 1) + p[..., t:] @ v  # (B, H, C, Dh)
-        return self.wo(y.transpose(1, 2).reshape(b, c, -1))
+        return self.merge(y)
 
 
 class FeedForward(nn.Module):
@@ -220,6 +235,11 @@ class InfillTransformer(nn.Module):
         kept: KV = []
         for i, layer in enumerate(self.layers):
             q, k, v = layer.attn.project(layer.attn_norm(x), cos, sin)
+            if isinstance(past, SharedKV | CanvasKV) and not keep and ops.kernel_path(q):
+                ck, cv = past.context(i)  # (H, T, Dh) each: one context for B canvases
+                x = x + layer.attn.merge(ops.attend_canvases(q, ck, cv, k, v))
+                x = x + layer.ffn(layer.ffn_norm(x))
+                continue
             if isinstance(past, SharedKV):
                 x = x + layer.attn.attend_shared(q, k, v, *past.layers[i])
                 x = x + layer.ffn(layer.ffn_norm(x))

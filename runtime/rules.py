@@ -147,10 +147,14 @@ class ContentRule(CanvasRule):
 
         A slot with open slots before it may still propose the end: text may come
         before it; `settle` takes such an end back if it does not."""
-        _, content = self._ends_and_content(state.tokens, state.masked)
-        blocked = (~_undecided_or_text_before(state.masked, content)).nonzero().flatten().tolist()
-        for slot in blocked:  # few: slot 0, and the slots after committed whitespace
+        for slot in self.blocked(state).nonzero().flatten().tolist():  # few: slot 0, after whitespace
             logits[slot, : self.ends.shape[1]].masked_fill_(self.ends[min(slot, 1)], -torch.inf)
+
+    def blocked(self, state: CanvasState) -> Tensor:
+        """(C,) bool: the slots where `constrain` forbids the ends this step (the kernel path
+        bans them through its constraint table instead, `runtime.ops`)."""
+        _, content = self._ends_and_content(state.tokens, state.masked)
+        return ~_undecided_or_text_before(state.masked, content)
 
     def settle(self, state: CanvasState) -> None:
         """Re-open a committed end (pad or line break) that has only committed whitespace before it.

@@ -3,6 +3,9 @@
     forward -> beliefs (constraints, rules' constrain/propose) -> policy.next -> apply
     (commit, self-correction re-masks, rules' widen/settle) -> ... until no slot is open
 
+The beliefs step is dispatched (`runtime.ops`): on a GPU with kernels on, one fused Triton kernel
+reads the logits where the model left them; otherwise they come to the CPU and `beliefs` runs.
+
 The policy (`runtime.policies`) chooses which open slots to commit and which committed
 ones to re-open; the canvas's rules (`runtime.rules`, listed by its `CanvasSpec`) decide
 everything about the text itself (where it ends, what a slot may hold).
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from runtime import ops
 from runtime.canvas import CanvasSpec
 from runtime.policies import Decision, Policy, StepView
 from runtime.types import Cancelled
@@ -98,20 +102,42 @@ def denoise(
     """Denoise one canvas until no slot is open; checks `should_cancel` before every forward."""
     state = CanvasState.start(spec)
     clock = StepClock(time.perf_counter() if started is None else started)
-    bias: Tensor | None = None
+    step_beliefs = StepBeliefs(spec)
     while state.masked.any():
         if should_cancel is not None and should_cancel():
             raise Cancelled("cancelled between denoising steps")
         clock.begin()
-        logits = forward(state.tokens).float()  # (C, V)
+        logits = forward(state.tokens)  # (C, V), on the model's device
         state.forwards += 1
-        if bias is None or bias.shape[-1] != logits.shape[-1]:
-            bias = spec.bias(logits.shape[-1])  # (C, V)
-        view = beliefs(logits + bias, spec, state, temperature, generator)
+        view = step_beliefs(logits, state, temperature, generator)
         elapsed = clock.lap(state.step)
         view = StepView(**view, elapsed_ms=elapsed, step_ms=clock.step_ms, deadline_ms=deadline_ms)
         apply(policy.next(view), view, spec, state)
     return state.outcome()
+
+
+class StepBeliefs:
+    """One canvas's beliefs step, dispatched once per step (`runtime.ops.kernel_path`): the fused
+    Triton kernel where the logits are on CUDA and kernels are on, else `beliefs` on the CPU."""
+
+    def __init__(self, spec: CanvasSpec) -> None:
+        self.spec = spec
+        self.bias: Tensor | None = None  # (C, V) the reference's additive constraints
+        self.fused: ops.KernelBeliefs | None = None  # the kernel path's constraint table
+
+    def __call__(
+        self, logits: Tensor, state: CanvasState, temperature: float, generator: torch.Generator | None
+    ) -> dict:
+        if ops.kernel_path(logits):
+            if self.fused is None or not self.fused.fits(logits):
+                self.fused = ops.KernelBeliefs.for_canvas(self.spec, logits)
+            if self.fused is not None:
+                proposal, confidence, entropy, current = self.fused(logits, state, temperature, generator)
+                return _view(state, proposal, confidence, entropy, current)
+        logits = logits.cpu().float()  # (C, V)
+        if self.bias is None or self.bias.shape[-1] != logits.shape[-1]:
+            self.bias = self.spec.bias(logits.shape[-1])  # (C, V)
+        return beliefs(logits + self.bias, self.spec, state, temperature, generator)
 
 
 def beliefs(
@@ -135,13 +161,24 @@ def beliefs(
         for rule in spec.rules:
             proposal = rule.propose(probs, proposal)
     current = state.tokens.clamp_max(probs.shape[-1] - 1)[:, None]  # (C, 1)
+    return _view(
+        state,
+        proposal,
+        probs.gather(-1, proposal[:, None]).squeeze(-1),  # (C,)
+        -(probs * logp.clamp_min(-1e9)).sum(-1),  # (C,)
+        probs.gather(-1, current).squeeze(-1),  # (C,)
+    )
+
+
+def _view(state: CanvasState, proposal: Tensor, confidence: Tensor, entropy: Tensor, current: Tensor) -> dict:
+    """The `StepView` fields of one step's beliefs, each (C,)."""
     return dict(
         step=state.step,
-        confidence=probs.gather(-1, proposal[:, None]).squeeze(-1),  # (C,)
-        entropy=-(probs * logp.clamp_min(-1e9)).sum(-1),  # (C,)
+        confidence=confidence,
+        entropy=entropy,
         proposal=proposal,
         masked=state.masked,
-        current_confidence=probs.gather(-1, current).squeeze(-1),  # (C,)
+        current_confidence=current,
         committed_at=state.committed_at,
         remask_count=state.remask_count,
         previous_proposal=state.previous,

@@ -128,7 +128,7 @@ class _Sequence:
         def forward(canvas: Tensor) -> Tensor:
             ids = torch.cat([head, canvas, tail])[None].to(device)  # (1, P + C + S)
             logits = model(input_ids=ids).logits[0]  # (P + C + S, V)
-            return canvas_rows(logits, start, canvas.shape[0], shift=shift).float().cpu()
+            return canvas_rows(logits, start, canvas.shape[0], shift=shift)  # (C, V) on the device
 
         return forward
 

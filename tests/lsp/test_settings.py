@@ -74,6 +74,14 @@ def test_dtype_is_checked():
     assert s.dtype == "auto" and len(problems) == 1 and "int8" in problems[0]
 
 
+def test_kernels_setting_is_a_bool_defaulting_on():
+    assert Settings().kernels is True
+    s, problems = parse_settings({"kernels": False})
+    assert s.kernels is False and problems == []
+    s, problems = parse_settings({"kernels": "maybe"})
+    assert s.kernels is True and len(problems) == 1
+
+
 def test_vscode_extension_declares_every_server_setting():
     """package.json offers each server setting in the VS Code UI and settings.ts forwards it."""
     import json

@@ -94,3 +94,26 @@ def test_split_at_positions():
 def test_no_command_prints_usage(capsys):
     code, _, err = run(capsys)
     assert code == 2 and "usage" in err
+
+
+def test_no_kernels_turns_the_kernels_off_for_infill_and_serve(capsys, source, monkeypatch):
+    """--no-kernels reaches `load_backend(kernels=False)` (kernels.set_kernels_enabled); `serve
+    --no-kernels` overrides the client's `kernels` setting."""
+    import argparse
+
+    import kernels
+    from dg_lsp import serve
+
+    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
+    try:
+        code, _, _ = run(capsys, "infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "2",
+                         "--no-kernels")
+        assert code == 0 and not kernels.kernels_enabled()
+        code, _, _ = run(capsys, "infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "2")
+        assert code == 0 and kernels.kernels_enabled()
+    finally:
+        kernels.set_kernels_enabled(True)
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    assert serve._overrides(parser.parse_args(["--no-kernels"])) == {"kernels": False}
+    assert serve._overrides(parser.parse_args([])) == {}
