@@ -103,6 +103,8 @@ def _model_options(s: argparse.ArgumentParser) -> None:
                    help="matrix-product number format (auto: bfloat16 where the hardware has it natively)")
     s.add_argument("--no-kernels", dest="kernels", action="store_false",
                    help="run the PyTorch reference instead of the Triton kernels on a GPU (debugging)")
+    s.add_argument("--workspace", type=Path, default=None, metavar="DIR",
+                   help="index DIR and put line drafts from it on the canvas (with --single-line)")
     s.add_argument("--log-level", default="WARNING")
 
 
@@ -119,7 +121,35 @@ def _backend(args: argparse.Namespace):
                         kernels=args.kernels)
 
 
-def _request(args: argparse.Namespace, prefix: str, suffix: str) -> InfillRequest:
+def _workspace(args: argparse.Namespace):
+    """The --workspace index (None without the option), built with progress on stderr."""
+    if args.workspace is None:
+        return None
+    if not args.workspace.is_dir():
+        raise UserError(f"--workspace {args.workspace} is not a folder")
+    from runtime.workspace import WorkspaceIndex
+
+    index = WorkspaceIndex()
+    index.add_folder(args.workspace.resolve(), progress=lambda n, path: print(
+        f"dg-lsp: indexing {args.workspace}: {n} files", file=sys.stderr))  # fmt: skip
+    st = index.stats
+    print(f"dg-lsp: indexed {st.documents} files ({st.bytes / 2**20:.1f} MB) in {st.build_ms / 1000:.1f} s; "
+          f"left out: {st.skipped or 'none'}", file=sys.stderr)  # fmt: skip
+    return index
+
+
+def _drafts(args: argparse.Namespace, index, prefix: str, suffix: str, document: Path | None):
+    """Line drafts for a single-line request (the document's own entry left out: its text is
+    the prefix and suffix, never the file on disk)."""
+    if index is None or not args.single_line:
+        return ()
+    from runtime.retrieval import line_drafts
+
+    key = str(document.resolve()) if document is not None else None
+    return tuple((d.text, d.score) for d in line_drafts(prefix, suffix, index, document=key))
+
+
+def _request(args: argparse.Namespace, prefix: str, suffix: str, drafts=()) -> InfillRequest:
     return InfillRequest(
         prefix=prefix,
         suffix=suffix,
@@ -130,6 +160,7 @@ def _request(args: argparse.Namespace, prefix: str, suffix: str) -> InfillReques
         seed=args.seed,
         context_tokens=args.context_tokens,
         single_line=args.single_line,
+        drafts=drafts,
     )
 
 
@@ -176,8 +207,9 @@ def cmd_infill(args: argparse.Namespace) -> int:
     _check_options(args)
     path, line, col = parse_location(args.location)
     prefix, suffix = split_at(read_text(path), line, col, str(path))
+    index = _workspace(args)
     backend = _backend(args)
-    result = backend.infill(_request(args, prefix, suffix))
+    result = backend.infill(_request(args, prefix, suffix, _drafts(args, index, prefix, suffix, path)))
     sys.stdout.write(result.text)
     if not result.text.endswith("\n"):
         sys.stdout.write("\n")
@@ -185,7 +217,8 @@ def cmd_infill(args: argparse.Namespace) -> int:
         s = result.stats
         print(
             f"model={backend.description} policy={args.policy} forwards={s.forwards} tokens={s.tokens} "
-            f"tokens/forward={s.tokens_per_forward:.2f} remasked={s.remasked} ms={s.ms:.1f}",
+            f"tokens/forward={s.tokens_per_forward:.2f} remasked={s.remasked} drafts={s.drafts_tried} "
+            f"accepted={s.drafts_accepted} ms={s.ms:.1f}",
             file=sys.stderr,
         )
     return 0
@@ -196,6 +229,9 @@ class Task(msgspec.Struct):
     id: str | int
     prefix: str
     suffix: str
+    path: str | None = None
+    """With --workspace: the task's own document, relative to the workspace (its file on disk is
+    never read: the prefix and suffix stand for it, as an open buffer would)."""
 
 
 def read_tasks(lines: Iterator[str]) -> Iterator[tuple[int, Task | str]]:
@@ -213,6 +249,7 @@ def read_tasks(lines: Iterator[str]) -> Iterator[tuple[int, Task | str]]:
 def cmd_batch(args: argparse.Namespace) -> int:
     _check_options(args)
     inp = sys.stdin if args.inp == "-" else _open_in(Path(args.inp))
+    index = _workspace(args)
     backend = _backend(args)
     out = sys.stdout if args.out == "-" else _open_out(Path(args.out))
     encoder = msgspec.json.Encoder()
@@ -224,9 +261,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 print(f"dg-lsp: {args.inp}:{n}: skipped malformed task: {task}", file=sys.stderr)
                 skipped += 1
                 continue
-            r = backend.infill(_request(args, task.prefix, task.suffix))
+            t0 = time.perf_counter()
+            document = args.workspace / task.path if index is not None and task.path else None
+            drafts = _drafts(args, index, task.prefix, task.suffix, document)
+            retrieval_ms = (time.perf_counter() - t0) * 1000  # part of the latency a user sees
+            r = backend.infill(_request(args, task.prefix, task.suffix, drafts))
             row = {"id": task.id, "text": r.text, "forwards": r.stats.forwards,
-                   "tokens": r.stats.tokens, "ms": round(r.stats.ms, 3)}
+                   "tokens": r.stats.tokens, "ms": round(r.stats.ms + retrieval_ms, 3)}
+            if index is not None:
+                row.update(drafts_tried=r.stats.drafts_tried, drafts_accepted=r.stats.drafts_accepted)
             out.write(encoder.encode(row).decode() + "\n")
             out.flush()
             done += 1

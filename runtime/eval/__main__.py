@@ -80,6 +80,13 @@ def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
         if kind in res:
             add(f"held-out exact match: {kind}", "unknown", int(res[kind]["n"]), res[kind]["exact_match"],
                 f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
+    single = [t for t in tasks if t.kind in heldout.SINGLE_LINE_KINDS]
+    indexes = heldout.package_indexes()
+    res = heldout.evaluate(engine, single, context_tokens=ctx, policy=a.policy, indexes=indexes)
+    for kind in (*heldout.SINGLE_LINE_KINDS, "all_single_line"):
+        if kind in res:
+            add(f"held-out exact match: {kind}", "workspace", int(res[kind]["n"]), res[kind]["exact_match"],
+                f"p50 {res[kind]['ms_p50']:.0f} ms/infill (line drafts, package as workspace)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,14 +13,17 @@ Kinds (Python files only, lines with at least `MIN_LINE_CHARS` non-blank charact
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.backends.base import Backend
+from runtime.retrieval import line_drafts
 from runtime.train.corpus import HELDOUT_PACKAGES, SourceFile, collect, read_shards
 from runtime.types import InfillRequest
+from runtime.workspace import WorkspaceIndex
 
 KINDS = ("line_rest", "mid_line", "block")
 SINGLE_LINE_KINDS = ("line_rest", "mid_line")
@@ -129,14 +132,41 @@ def request_for(task: HeldoutTask, context_tokens: int, policy: str = "adaptive"
     )
 
 
+def package_indexes(docs: Sequence[SourceFile] | None = None) -> dict[str, WorkspaceIndex]:
+    """Each held-out package as its own workspace: an index of its files (the evaluation's
+    stand-in for the workspace folder a user opens)."""
+    out: dict[str, WorkspaceIndex] = {}
+    for doc in docs if docs is not None else heldout_documents():
+        out.setdefault(doc.package, WorkspaceIndex()).update(doc.path, doc.text, open_buffer=False)
+    return out
+
+
+def workspace_request(
+    task: HeldoutTask, req: InfillRequest, indexes: dict[str, WorkspaceIndex]
+) -> InfillRequest:
+    """`req` with line drafts from the task's package, its own file left out (the task's prefix
+    and suffix stand for it, as an open buffer would)."""
+    package, path, _ = task.source.rsplit(":", 2)
+    drafts = line_drafts(task.prefix, task.suffix, indexes[package], document=path)
+    return dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
+
+
 def evaluate(
-    engine: Backend, tasks: Iterable[HeldoutTask], context_tokens: int = 1024, policy: str = "adaptive"
+    engine: Backend,
+    tasks: Iterable[HeldoutTask],
+    context_tokens: int = 1024,
+    policy: str = "adaptive",
+    indexes: dict[str, WorkspaceIndex] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row."""
+    """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row.  With `indexes`
+    (see `package_indexes`), single-line tasks get line drafts from their package."""
     hits: dict[str, list[bool]] = {}
     ms: dict[str, list[float]] = {}
     for task in tasks:
-        res = engine.infill(request_for(task, context_tokens, policy))
+        req = request_for(task, context_tokens, policy)
+        if indexes is not None and task.kind in SINGLE_LINE_KINDS:
+            req = workspace_request(task, req, indexes)
+        res = engine.infill(req)
         hits.setdefault(task.kind, []).append(is_exact(res.text, task.middle))
         ms.setdefault(task.kind, []).append(res.stats.ms)
     out = {k: _row(hits[k], ms[k]) for k in hits}

@@ -117,3 +117,28 @@ def test_no_kernels_turns_the_kernels_off_for_infill_and_serve(capsys, source, m
     serve.add_arguments(parser)
     assert serve._overrides(parser.parse_args(["--no-kernels"])) == {"kernels": False}
     assert serve._overrides(parser.parse_args([])) == {}
+
+
+def test_batch_and_infill_with_a_workspace(capsys, tmp_path):
+    """--workspace indexes a folder: a task's `path` names its own document (never read from disk:
+    here the file on disk says something else), and other files give the line drafts."""
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "pkg" / "h.py").write_text("def qx_norm(q):\n    return q\n\n\ndef use(q):\n"
+                                     "    value = qx_norm(q)\n")  # fmt: skip
+    (ws / "pkg" / "m.py").write_text("def f(q):\n    value = qx_disk(q)\n" * 5)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": 1, "prefix": "def f(q):\n    value = qx", "suffix": "\n",
+                                 "path": "pkg/m.py"}) + "\n")  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    code, _, err = run(capsys, "batch", "--in", str(tasks), "--out", str(out), "--model", "tiny",
+                       "--workspace", str(ws), "--single-line")  # fmt: skip
+    assert code == 0 and "indexed 2 files" in err
+    row = json.loads(out.read_text())
+    assert row["text"] == "_norm(q)" and row["drafts_accepted"] == 1 and row["forwards"] == 1
+    (ws / "pkg" / "m.py").write_text("def f(q):\n    value = qx\n")
+    code, text, _ = run(capsys, "infill", f"{ws / 'pkg' / 'm.py'}:2:15", "--model", "tiny",
+                        "--workspace", str(ws), "--single-line")  # fmt: skip
+    assert code == 0 and text == "_norm(q)\n"
+    code, _, err = run(capsys, "infill", f"{ws / 'pkg' / 'm.py'}:2:15", "--workspace", str(tmp_path / "no"))
+    assert code == 2 and "is not a folder" in err

@@ -56,3 +56,22 @@ def test_exact_match_scoring(tiny_backend):
 def test_rejects_unknown_kinds():
     with pytest.raises(ValueError, match="unknown held-out task kind"):
         list(iter_tasks(1, kinds=("paragraph",), docs=DOCS))
+
+
+def test_each_package_is_its_own_workspace_and_the_task_file_is_left_out(tiny_backend):
+    """A task's own file must not give away its answer: its entry is left out of the index, so
+    drafts come from its prefix and suffix and the package's other files only."""
+    from runtime.eval.heldout import HeldoutTask, package_indexes, workspace_request
+
+    other = SourceFile("stdlib:json", "PSF-2.0", "json/other.py", "    value = data.get('zz_other')\n" * 5)
+    email = SourceFile("stdlib:email", "PSF-2.0", "email/x.py", "    value = data.get('em')\n")
+    indexes = package_indexes([*DOCS, other, email])
+    assert set(indexes) == {"stdlib:json", "stdlib:email"}
+    cut = TEXT.index("    value = data.get('item_7')") + len("    value = data")
+    end = TEXT.index("\n", cut)
+    task = HeldoutTask(TEXT[:cut], TEXT[end:], TEXT[cut:end], "mid_line", "stdlib:json:json/fake.py:44")
+    texts = [text for text, _ in workspace_request(task, request_for(task, 128), indexes).drafts]
+    assert ".get('zz_other')" in texts and ".get('em')" not in texts  # the same package only
+    assert ".get('item_7')" not in texts  # the answer is only in the task's own file on disk
+    res = evaluate(tiny_backend, [task], context_tokens=128, indexes=indexes)
+    assert res["mid_line"]["n"] == 1
