@@ -28,6 +28,9 @@ WEIGHTS = {("follows", "file"): 4.0, ("follows", "workspace"): 2.0, ("prefix", "
 """Evidence per occurrence: a line that follows the same line elsewhere says more than one that
 only starts the same way; the current file says more than the rest of the workspace."""
 MAX_DRAFT_CHARS = 200
+MAX_MATCHES = 200
+"""Matching lines taken per kind and place: enough evidence, and a bounded cost in a long file
+whose every line matches."""
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -83,11 +86,15 @@ def line_drafts(
     current document's key in `index`: its entry (maybe stale) is left out, the live text is used."""
     cur = _Cursor.of(prefix, suffix)
     evidence: Counter[tuple[str, str, str]] = Counter()  # (text, how, where) -> occurrences
+    taken: Counter[tuple[str, str]] = Counter()
 
     def add(line: str, how: str, where: str, n: int = 1) -> None:
+        if taken[how, where] >= MAX_MATCHES:
+            return
         text = cur.continuation(line)
         if text is not None:
             evidence[text, how, where] += n
+            taken[how, where] += 1
 
     above, at = cur.line_above()
     if above:
@@ -101,7 +108,7 @@ def line_drafts(
                 add(line, "follows", "workspace", n)
     if cur.typed:
         for j, line in enumerate(cur.lines):
-            if j != cur.row:
+            if j != cur.row and line.startswith(cur.typed):
                 add(line, "prefix", "file")
         if index is not None:
             for line, n in index.with_prefix(cur.typed, exclude=document):
@@ -128,8 +135,6 @@ def _ngram(cur: _Cursor, add) -> None:
         return
     head = cur.typed[: len(cur.typed) - len(tail)]
     for j, line in enumerate(cur.lines):
-        if j == cur.row:
-            continue
-        k = line.find(tail)
+        k = line.find(tail) if j != cur.row else -1
         if k >= 0:
             add(head + line[k:], "ngram", "file")

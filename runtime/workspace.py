@@ -22,6 +22,7 @@ import bisect
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ SKIP_DIRS = frozenset({
 })  # fmt: skip
 """Folder names never indexed (besides hidden folders): installed, generated or vendored code."""
 BINARY_SNIFF = 8192
+RECENT_LINES = 4096
+"""New distinct lines kept unsorted (searched by a scan) before they are merged into the sorted list."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class WorkspaceIndex:
         self._id_of: dict[str, int] = {}
         self._counts: list[int] = []  # id -> occurrences over all documents
         self._sorted: list[str] = []  # the distinct non-empty lines, sorted, for prefix search
+        self._recent: list[str] = []  # lines interned since the last merge into `_sorted`
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
         self._bytes = 0
         self.stats = IndexStats()
@@ -170,6 +174,8 @@ class WorkspaceIndex:
                 skipped["cap"] = skipped.get("cap", 0) + 1
             if progress is not None and n % 100 == 0:
                 progress(n, str(path))
+        with self._lock:
+            self._merge_recent()
         self.stats.build_ms += (time.perf_counter() - started) * 1000
 
     def update(self, key: str, text: str, *, open_buffer: bool = True) -> bool:
@@ -217,8 +223,14 @@ class WorkspaceIndex:
             self._strings.append(line)
             self._counts.append(0)
             if line:
-                bisect.insort(self._sorted, line)
+                self._recent.append(line)
         return i
+
+    def _merge_recent(self) -> None:
+        """Fold the recent lines into the sorted list (two sorted runs: a linear merge)."""
+        if self._recent:
+            self._sorted = sorted(self._sorted + sorted(self._recent))
+            self._recent = []
 
     def _drop(self, key: str) -> None:
         doc = self._docs.pop(key)
@@ -250,13 +262,19 @@ class WorkspaceIndex:
         """Distinct stripped lines that start with `prefix` (and are longer), with their counts
         over every document but `exclude`; at most `limit` lines are looked at (in sort order)."""
         with self._lock:
+            if len(self._recent) > RECENT_LINES:
+                self._merge_recent()
             doc = self._docs.get(exclude) if exclude is not None else None
             own = doc.counts() if doc is not None else {}
             lo = bisect.bisect_right(self._sorted, prefix)
-            out = []
+            found = []
             for line in self._sorted[lo : lo + limit]:
                 if not line.startswith(prefix):
                     break
+                found.append(line)
+            found += [line for line in self._recent if line.startswith(prefix) and line != prefix]
+            out = []
+            for line in found:
                 i = self._id_of[line]
                 n = self._counts[i] - own.get(i, 0)
                 if n > 0:
@@ -270,19 +288,19 @@ class WorkspaceIndex:
             i = self._id_of.get(line)
             if i is None or not line:
                 return []
-            prev, nxt = self._pair_arrays(exclude)
-            hits = nxt[prev == i]  # (n,)
-            if not len(hits):
-                return []
-            ids, counts = np.unique(hits, return_counts=True)
-            return [(self._strings[a], int(c)) for a, c in zip(ids.tolist(), counts.tolist(), strict=True)]
+            if self._pairs is None:
+                self._pairs = _pairs(d.ids for d in self._docs.values())
+            found = Counter(self._follow(self._pairs, i))
+            if exclude is not None and exclude in self._docs:
+                found.subtract(self._follow(_pairs([self._docs[exclude].ids]), i))
+            return [(self._strings[a], n) for a, n in sorted(found.items()) if n > 0]
 
-    def _pair_arrays(self, exclude: str | None) -> tuple[np.ndarray, np.ndarray]:
-        if exclude is not None and exclude in self._docs:
-            return _pairs(d.ids for k, d in self._docs.items() if k != exclude)
-        if self._pairs is None:
-            self._pairs = _pairs(d.ids for d in self._docs.values())
-        return self._pairs
+    @staticmethod
+    def _follow(pairs: tuple[np.ndarray, np.ndarray], i: int) -> dict[int, int]:
+        prev, nxt = pairs
+        hits = nxt[prev == i]  # (n,)
+        ids, counts = np.unique(hits, return_counts=True)
+        return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
     def nbytes_estimate(self) -> int:
         """Memory held, roughly: texts are not kept, distinct lines and id arrays are."""
