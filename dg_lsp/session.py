@@ -59,6 +59,8 @@ class DgServer(LanguageServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.feed: WorkspaceFeed | None = None
         """The workspace index's feed; None while `workspaceEnabled` is false."""
+        self.workspace_message: str | None = None
+        """What the last indexing did, sent with every `dg/status` after it."""
         self._indexed: tuple | None = None
 
     # ------------------------------------------------------------------ settings
@@ -156,11 +158,15 @@ class DgServer(LanguageServer):
                 loop.call_soon_threadsafe(step, f"{n} files")
 
             seconds = await loop.run_in_executor(None, feed.index_folders, folders, report)
+        if not folders:
+            return
         st = feed.index.stats
-        message = f"workspace indexed: {st.documents} files, {st.bytes / 2**20:.1f} MB in {seconds:.1f} s"
-        log.info("%s (skipped: %s)", message, st.skipped)
-        self.protocol.notify(STATUS_METHOD, {"state": self.state, "message": self.state_message,
-                                             "workspace": message})  # fmt: skip
+        self.workspace_message = (
+            f"workspace indexed: {st.documents} files, {st.bytes / 2**20:.1f} MB in {seconds:.1f} s"
+        )
+        log.info("%s (skipped: %s)", self.workspace_message, st.skipped)
+        if self.state in ("ready", "busy"):  # else the coming `ready` carries it
+            self.set_status(self.state, self.state_message)
 
     async def watch_files(self) -> None:
         """Ask the client to report file changes on disk, where it can register watchers at run time."""
@@ -189,7 +195,10 @@ class DgServer(LanguageServer):
     def set_status(self, state: str, message: str) -> None:
         self.state, self.state_message = state, message
         log.info("status %s: %s", state, message)
-        self.protocol.notify(STATUS_METHOD, {"state": state, "message": message})
+        payload = {"state": state, "message": message}
+        if self.workspace_message is not None:
+            payload["workspace"] = self.workspace_message
+        self.protocol.notify(STATUS_METHOD, payload)
         level = t.MessageType.Error if state == "error" else t.MessageType.Log
         if state in ("loading", "error") or (state == "ready" and message != "idle"):
             self.window_log_message(t.LogMessageParams(type=level, message=f"dg-lsp: {state}: {message}"))

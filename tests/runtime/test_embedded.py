@@ -39,11 +39,15 @@ def test_canvases_continue_up_to_max_tokens(tiny_backend):
 
 
 def test_keystroke_reuses_the_context_cache(tiny_backend):
+    """A keystroke re-encodes at most one chunk: the cached prefix is reused up to a chunk start."""
+    from runtime.cache import ENCODE_CHUNK
+
     tiny_backend.cache.clear()
-    first = tiny_backend.infill(InfillRequest(PREFIX, SUFFIX, max_tokens=4))
-    second = tiny_backend.infill(InfillRequest(PREFIX + " +", SUFFIX, max_tokens=4))
-    assert first.stats.cached_tokens == 0
-    assert second.stats.cached_tokens >= second.stats.context_tokens - 3
+    prefix = PREFIX * 8
+    first = tiny_backend.infill(InfillRequest(prefix, SUFFIX, max_tokens=4))
+    second = tiny_backend.infill(InfillRequest(prefix + " +", SUFFIX, max_tokens=4))
+    assert first.stats.cached_tokens == 0 and second.stats.context_tokens > 2 * ENCODE_CHUNK
+    assert second.stats.cached_tokens > second.stats.context_tokens - ENCODE_CHUNK - 3
 
 
 def test_cancel_raises_and_engine_stays_usable(tiny_backend):

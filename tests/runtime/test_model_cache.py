@@ -154,3 +154,33 @@ def test_cast_matrices_keeps_autocast_logits_and_a_float32_embedding():
     assert model.embed.weight.dtype == torch.float32
     assert model.head.weight.dtype == torch.bfloat16 and model.head.weight is not model.embed.weight
     assert model.layers[0].attn.wqkv.weight.dtype == torch.bfloat16
+
+
+def test_greedy_answers_do_not_depend_on_what_the_cache_holds(tiny_backend):
+    """Issue 15 item 9: the same document and position give the same greedy answer cold and warm
+    (after the contexts of earlier keystrokes were cached), because a cached prefix is reused only
+    up to a chunk start and every chunk is computed from the same inputs.  Compared bit for bit."""
+    import torch
+
+    from runtime.context import build_context
+    from runtime.types import InfillRequest
+
+    text = "".join(f"def f{i}(x):\n    return x * {i} + sum(range({i}))\n" for i in range(40))
+    req = InfillRequest(prefix=text + "def g(y):\n    return y", suffix="\n", single_line=True)
+    ids = build_context(tiny_backend.tok, req.prefix, req.suffix, req.context_tokens).ids
+    b = tiny_backend
+    with torch.inference_mode():
+        b.cache.clear()
+        cold = b.cache.encode(b.model, list(ids), b.device).kv
+        b.cache.clear()
+        for k in (9, 5, 2):
+            b.cache.encode(b.model, list(ids[:-k]), b.device)
+        warm = b.cache.encode(b.model, list(ids), b.device)
+    assert warm.cached > 0 and warm.cached % 64 == 0
+    same = [torch.equal(a[0], c[0]) and torch.equal(a[1], c[1]) for a, c in zip(cold, warm.kv, strict=True)]
+    assert all(same)
+    b.cache.clear()
+    first = b.infill(req).text
+    for k in (7, 3):
+        b.infill(InfillRequest(prefix=req.prefix[:-k], suffix="\n", single_line=True))
+    assert b.infill(req).text == first
