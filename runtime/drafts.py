@@ -20,6 +20,7 @@ that knows the workspace layout should raise ACCEPT_SCORE and DOUBT_PROBABILITY.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor
 
 from runtime.canvas import canvas_target
+from runtime.types import InfillStats
 
 EVIDENCE_WEIGHT = 2.0
 ACCEPT_SCORE = -math.inf
@@ -50,15 +52,17 @@ class Verdict:
 
 
 def draft_canvases(
-    tok, heal: str, drafts: tuple[tuple[str, float], ...], canvas_len: int
+    tok, heal: str, drafts: tuple[tuple[str, float], ...], canvas_len: int, *, encode=None, end_id=None
 ) -> DraftCanvases | None:
-    """The drafts that fit a canvas with room for their end (a pad); None when none does."""
+    """The drafts that fit a canvas with room for their end (a pad); None when none does.
+    `encode`/`end_id`: for a model with another tokenizer (the masked backend: no healing)."""
     rows, lengths, evidence = [], [], []
+    end = tok.pad_id if end_id is None else end_id
     for text, weight in drafts:
-        ids = canvas_target(tok, heal, text)
+        ids = canvas_target(tok, heal, text) if encode is None else encode(text)
         if not ids or len(ids) >= canvas_len:
             continue
-        rows.append(ids + [tok.pad_id] * (canvas_len - len(ids)))
+        rows.append(ids + [end] * (canvas_len - len(ids)))
         lengths.append(len(ids))
         evidence.append(weight)
     if not rows:
@@ -87,3 +91,27 @@ def judge(
     floor = math.log(doubt_probability) if doubt_probability > 0 else -math.inf
     doubted = [j for j in range(n + 1) if float(logp[best, j]) < floor]
     return Verdict(best, best_score, doubted)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What draft verification decided: nothing (no drafts fit), drop them (`tried` only),
+    accept one as it is (`out`), or accept one with its doubted slots open (`initial`)."""
+
+    tried: int = 0
+    out: list[int] | None = None
+    initial: tuple[int, ...] | None = None
+    draft: list[int] | None = None
+    """The accepted draft's canvas (before any correction)."""
+
+    def count(self, stats: InfillStats, out: list[int]) -> InfillStats:
+        """The request's stats with the verification pass and its outcome added."""
+        if not self.tried:
+            return stats
+        corrected = 0
+        if self.initial is not None and self.draft is not None:
+            corrected = sum(1 for a, b in zip(self.draft, out, strict=False) if a != b)
+        return dataclasses.replace(
+            stats, forwards=stats.forwards + 1, drafts_tried=self.tried,
+            drafts_accepted=int(self.draft is not None), tokens_corrected=corrected,
+        )

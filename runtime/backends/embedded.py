@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -21,14 +20,14 @@ from runtime.blocks import Tally, run_chain
 from runtime.cache import ContextCache, EncodedContext
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
 from runtime.context import Context, build_context
-from runtime.drafts import ACCEPT_SCORE, judge
+from runtime.drafts import ACCEPT_SCORE, Verified, judge
 from runtime.drafts import draft_canvases as drafted_canvases
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
 from runtime.rules import ContentRule
 from runtime.text import finish, strip_heal
 from runtime.tokenizer import Tokenizer
-from runtime.types import CacheStats, InfillRequest, InfillResult, InfillStats
+from runtime.types import CacheStats, InfillRequest, InfillResult
 
 
 class EmbeddedBackend(Backend):
@@ -156,26 +155,3 @@ class EmbeddedBackend(Backend):
         flags = (torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks))
         return ContentRule.from_flags(*flags, pad_id=self.tok.pad_id)
 
-
-@dataclasses.dataclass(frozen=True)
-class Verified:
-    """What draft verification decided: nothing (no drafts fit), drop them (`tried` only),
-    accept one as it is (`out`), or accept one with its doubted slots open (`initial`)."""
-
-    tried: int = 0
-    out: list[int] | None = None
-    initial: tuple[int, ...] | None = None
-    draft: list[int] | None = None
-    """The accepted draft's canvas (before any correction)."""
-
-    def count(self, stats: InfillStats, out: list[int]) -> InfillStats:
-        """The request's stats with the verification pass and its outcome added."""
-        if not self.tried:
-            return stats
-        corrected = 0
-        if self.initial is not None and self.draft is not None:
-            corrected = sum(1 for a, b in zip(self.draft, out, strict=False) if a != b)
-        return dataclasses.replace(
-            stats, forwards=stats.forwards + 1, drafts_tried=self.tried,
-            drafts_accepted=int(self.draft is not None), tokens_corrected=corrected,
-        )

@@ -27,9 +27,10 @@ from torch import Tensor
 from runtime.backends.base import Backend
 from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, resolve_dtype
 from runtime.backends.layout import clean_middle
-from runtime.blocks import run_chain
-from runtime.canvas import CanvasSpec, free_plan
+from runtime.blocks import Tally, run_chain
+from runtime.canvas import CanvasSpec, draft_plan, free_plan
 from runtime.context import clip_context
+from runtime.drafts import ACCEPT_SCORE, Verified, draft_canvases, judge
 from runtime.policies import make_policy
 from runtime.sampler import Forward
 from runtime.types import InfillRequest, InfillResult, ModelLoadError, one_line
@@ -96,19 +97,41 @@ class MaskedBackend(Backend):
         if self.shift_logits and not head:
             head = [self.end_id]  # a document separator, so slot 0 has a row to come from
         context = _Sequence(self, head + self._encode(prefix), self._encode(suffix))
-        plan = free_plan(
-            canvas_len, req.max_tokens, mask_id=self.mask_id, pad_id=self.end_id, banned_ids=self.banned,
-            end_ids=self.end_ids, shrink_last=True,
-        )
         generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
         with torch.inference_mode():
-            out, tally = run_chain(
-                plan, context, policy, req, decode=self.tok.decode, started=started,
-                should_cancel=should_cancel, generator=generator,
-            )
+            verified = self._verify_drafts(req, context, canvas_len) if req.drafts else Verified()
+            out, tally = verified.out, Tally()
+            if out is None:
+                if verified.initial is not None:
+                    plan = draft_plan([verified.initial], req.max_tokens, mask_id=self.mask_id,
+                                      pad_id=self.end_id, banned_ids=self.banned)  # fmt: skip
+                else:
+                    plan = free_plan(
+                        canvas_len, req.max_tokens, mask_id=self.mask_id, pad_id=self.end_id,
+                        banned_ids=self.banned, end_ids=self.end_ids, shrink_last=True,
+                    )
+                out, tally = run_chain(
+                    plan, context, policy, req, decode=self.tok.decode, started=started,
+                    should_cancel=should_cancel, generator=generator,
+                )
         text = clean_middle(self.tok.decode(out, skip_special_tokens=True), req)
         stats = tally.stats(tokens=len(out), context_tokens=context.size, started=started)
-        return InfillResult(text=text, stats=stats)
+        return InfillResult(text=text, stats=verified.count(stats, out))
+
+    def _verify_drafts(self, req: InfillRequest, context: _Sequence, canvas_len: int) -> Verified:
+        """The request's drafts on canvases, all in one batched forward (B = drafts); the best kept."""
+        dc = draft_canvases(None, "", req.drafts, canvas_len, encode=self._encode, end_id=self.end_id)
+        if dc is None:
+            return Verified()
+        verdict = judge(dc, context.verify(dc.canvases))
+        tried = len(dc.lengths)
+        if verdict.score < ACCEPT_SCORE:
+            return Verified(tried=tried)
+        ids = dc.canvases[verdict.index].tolist()
+        if not verdict.doubted:
+            return Verified(tried=tried, out=ids[: dc.lengths[verdict.index]], draft=ids)
+        initial = tuple(self.mask_id if j in verdict.doubted else t for j, t in enumerate(ids))
+        return Verified(tried=tried, initial=initial, draft=ids)
 
 
 class _Sequence:
@@ -131,6 +154,16 @@ class _Sequence:
             return canvas_rows(logits, start, canvas.shape[0], shift=shift)  # (C, V) on the device
 
         return forward
+
+    def verify(self, canvases: Tensor) -> Tensor:
+        """(B, C) all-visible canvases -> (B, C, V) logits: B whole sequences in one forward."""
+        b, c = canvases.shape
+        head = torch.tensor(self.before, dtype=torch.long).expand(b, -1)  # (B, P)
+        tail = torch.tensor(self.after, dtype=torch.long).expand(b, -1)  # (B, S)
+        ids = torch.cat([head, canvases, tail], dim=1).to(self.backend.device)  # (B, P + C + S)
+        logits = self.backend.model(input_ids=ids).logits  # (B, P + C + S, V)
+        start, shift = len(self.before), self.backend.shift_logits
+        return torch.stack([canvas_rows(row, start, c, shift=shift) for row in logits]).float().cpu()
 
     def append(self, body: list[int]) -> None:
         self.before = self.before + body

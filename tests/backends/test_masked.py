@@ -220,3 +220,14 @@ def test_folder_without_mask_token_is_refused(tmp_path):
     save_char_tokenizer(path)  # no <|mask|> either
     with pytest.raises(ModelLoadError, match="not a masked diffusion model"):
         load_backend(str(path), allow_remote_code=True)
+
+
+def test_drafts_are_verified_in_one_batched_forward(backend):
+    """Line drafts go on canvases too: all of them in one forward (B = drafts), the best kept; the
+    model here favours "a" everywhere, so the draft it believes more wins over better evidence."""
+    favour(backend, "a")
+    drafts = (("bb", 9.0), ("aa", 1.0), ("c" * 40, 5.0))  # the last does not fit the canvas
+    r = backend.infill(InfillRequest(prefix="x = ", suffix="\n", max_tokens=8, canvas_tokens=8,
+                                     single_line=True, drafts=drafts))  # fmt: skip
+    assert r.text == "aa" and r.stats.forwards == 1
+    assert r.stats.drafts_tried == 2 and r.stats.drafts_accepted == 1
