@@ -40,9 +40,9 @@ def initialize(ls: DgServer, params: t.InitializeParams) -> None:
 
 @server.feature(t.INITIALIZED)
 async def initialized(ls: DgServer, params: t.InitializedParams) -> None:
-    await ls.watch_files()
     indexing = asyncio.ensure_future(ls.index_workspace())  # alongside the model load
-    await ls.load_model()
+    await ls.load_model()  # first: it marks the model as loading before anything awaits
+    await ls.watch_files()
     await indexing
 
 

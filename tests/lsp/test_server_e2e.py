@@ -174,7 +174,11 @@ async def test_context_cache_is_reused_across_keystrokes(client: LanguageClient)
     open_doc(client, uri, body + "y = f1(\n")
     before = await stats(client)
     await inline(client, uri, 90, 7)
-    await inline(client, uri, 90, 6)
+    client.text_document_did_change(t.DidChangeTextDocumentParams(  # a keystroke
+        text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[t.TextDocumentContentChangeWholeDocument(text=body + "y = f1(a\n")],
+    ))  # fmt: skip
+    await inline(client, uri, 90, 8)
     after = await stats(client)
     assert after["contextCacheHits"] > before["contextCacheHits"]
     assert after["contextCacheReusedTokens"] > before["contextCacheReusedTokens"]
