@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +92,22 @@ def judge(
     floor = math.log(doubt_probability) if doubt_probability > 0 else -math.inf
     doubted = [j for j in range(n + 1) if float(logp[best, j]) < floor]
     return Verdict(best, best_score, doubted)
+
+
+def verify(dc: DraftCanvases | None, forward: Callable[[Tensor], Tensor], mask_id: int) -> Verified:
+    """Run the drafts' one forward (`forward`: (B, C) canvases -> (B, C, V) logits), judge them,
+    and say what to do: nothing, drop them, accept one, or accept one with its doubted slots open."""
+    if dc is None:
+        return Verified()
+    verdict = judge(dc, forward(dc.canvases))
+    tried = len(dc.lengths)
+    if verdict.score < ACCEPT_SCORE:
+        return Verified(tried=tried)
+    ids = dc.canvases[verdict.index].tolist()
+    if not verdict.doubted:
+        return Verified(tried=tried, out=ids[: dc.lengths[verdict.index]], draft=ids)
+    initial = tuple(mask_id if j in verdict.doubted else t for j, t in enumerate(ids))
+    return Verified(tried=tried, initial=initial, draft=ids)
 
 
 @dataclass(frozen=True)

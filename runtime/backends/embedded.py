@@ -17,10 +17,10 @@ import torch
 
 from runtime.backends.base import Backend
 from runtime.blocks import Tally, run_chain
-from runtime.cache import ContextCache, EncodedContext
+from runtime.cache import ContextCache
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
 from runtime.context import Context, build_context
-from runtime.drafts import ACCEPT_SCORE, Verified, judge
+from runtime.drafts import Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -83,7 +83,8 @@ class EmbeddedBackend(Backend):
             generator = torch.Generator().manual_seed(req.seed)
             verified = Verified()
             if req.drafts and req.draft is None and not req.exact_length:
-                verified = self._verify_drafts(req, ctx, context, canvas_len)
+                dc = drafted_canvases(self.tok, ctx.heal, req.drafts, canvas_len)
+                verified = verify(dc, context.verify, self.tok.mask_id)  # one forward for all drafts
             plan = self._plan(req, ctx.heal, canvas_len, generator, verified.initial)
             out, tally = verified.out, Tally()
             if out is None:
@@ -99,23 +100,6 @@ class EmbeddedBackend(Backend):
             plan, context, policy, req, decode=functools.partial(strip_heal, self.tok, ctx.heal),
             started=started, should_cancel=should_cancel, generator=generator,
         )
-
-    def _verify_drafts(
-        self, req: InfillRequest, ctx: Context, context: EncodedContext, canvas_len: int
-    ) -> Verified:
-        """Put the request's drafts on canvases, verify them in one forward, keep the best."""
-        dc = drafted_canvases(self.tok, ctx.heal, req.drafts, canvas_len)
-        if dc is None:
-            return Verified()
-        verdict = judge(dc, context.verify(dc.canvases))  # one forward for all the drafts
-        tried = len(dc.lengths)
-        if verdict.score < ACCEPT_SCORE:
-            return Verified(tried=tried)
-        ids = dc.canvases[verdict.index].tolist()
-        if not verdict.doubted:
-            return Verified(tried=tried, out=ids[: dc.lengths[verdict.index]], draft=ids)
-        initial = tuple(self.tok.mask_id if j in verdict.doubted else t for j, t in enumerate(ids))
-        return Verified(tried=tried, initial=initial, draft=ids)
 
     def _autocast(self) -> torch.autocast:
         dtype = self.compute_dtype or torch.float32

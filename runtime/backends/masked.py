@@ -30,7 +30,7 @@ from runtime.backends.layout import clean_middle
 from runtime.blocks import Tally, run_chain
 from runtime.canvas import CanvasSpec, draft_plan, free_plan
 from runtime.context import clip_context
-from runtime.drafts import ACCEPT_SCORE, Verified, draft_canvases, judge
+from runtime.drafts import Verified, draft_canvases, verify
 from runtime.policies import make_policy
 from runtime.sampler import Forward
 from runtime.types import InfillRequest, InfillResult, ModelLoadError, one_line
@@ -99,7 +99,10 @@ class MaskedBackend(Backend):
         context = _Sequence(self, head + self._encode(prefix), self._encode(suffix))
         generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
         with torch.inference_mode():
-            verified = self._verify_drafts(req, context, canvas_len) if req.drafts else Verified()
+            verified = verify(
+                draft_canvases(None, "", req.drafts, canvas_len, encode=self._encode, end_id=self.end_id),
+                context.verify, self.mask_id,
+            ) if req.drafts else Verified()  # fmt: skip
             out, tally = verified.out, Tally()
             if out is None:
                 if verified.initial is not None:
@@ -117,21 +120,6 @@ class MaskedBackend(Backend):
         text = clean_middle(self.tok.decode(out, skip_special_tokens=True), req)
         stats = tally.stats(tokens=len(out), context_tokens=context.size, started=started)
         return InfillResult(text=text, stats=verified.count(stats, out))
-
-    def _verify_drafts(self, req: InfillRequest, context: _Sequence, canvas_len: int) -> Verified:
-        """The request's drafts on canvases, all in one batched forward (B = drafts); the best kept."""
-        dc = draft_canvases(None, "", req.drafts, canvas_len, encode=self._encode, end_id=self.end_id)
-        if dc is None:
-            return Verified()
-        verdict = judge(dc, context.verify(dc.canvases))
-        tried = len(dc.lengths)
-        if verdict.score < ACCEPT_SCORE:
-            return Verified(tried=tried)
-        ids = dc.canvases[verdict.index].tolist()
-        if not verdict.doubted:
-            return Verified(tried=tried, out=ids[: dc.lengths[verdict.index]], draft=ids)
-        initial = tuple(self.mask_id if j in verdict.doubted else t for j, t in enumerate(ids))
-        return Verified(tried=tried, initial=initial, draft=ids)
 
 
 class _Sequence:
