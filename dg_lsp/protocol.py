@@ -63,6 +63,13 @@ _LENGTH = re.compile(rb"content-length:[ \t]*([^\s]*)[ \t]*$", re.IGNORECASE)
 _NEXT_HEADER = re.compile(rb"(?<=[}\]\s])Content-Length:[ \t]*\d+[ \t]*\r?\n", re.IGNORECASE)
 """A header inside what was announced as a body: the previous frame's length was too long.
 JSON cannot hold a raw line break inside a string, so this never matches inside a valid body."""
+_HEADER_START = re.compile(
+    rb"(?<=[}\]\s])"
+    + b"".join(b"(?:" + re.escape(bytes([c])) for c in b"Content-Length")
+    + b")?" * 13 + rb"(?::[ \t]*\d*\r?)?)$",
+    re.IGNORECASE,
+)
+"""The start of a header cut off at the end of what was announced as a body."""
 _OTHER_HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:")
 _ID = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
 
@@ -170,6 +177,8 @@ class FrameReader:
                 end: int | None = m.start()
             elif not body.rstrip().endswith((b"}", b"]")):
                 end = _json_before_header(body)
+                if end is None and (cut := _HEADER_START.search(body)) is not None:
+                    end = cut.start()
             else:
                 end = None
             if end is not None:

@@ -55,6 +55,12 @@ def test_lf_only_headers_are_accepted():
     assert FrameReader().feed(b"Content-Length: %d\n\n" % len(msg(1)) + msg(1)) == [Frame(msg(1))]
 
 
+def test_a_too_long_length_that_cuts_the_next_header_keeps_the_next_frame():
+    cut = b'{"jsonrpc": "2.0", "id": 1, "met'  # not JSON, and 30 bytes short of its announced length
+    data = b"Content-Length: %d\r\n\r\n" % (len(cut) + 30) + cut + b"\r\n" + frame(msg(2))
+    assert FrameReader().feed(data)[-1] == Frame(msg(2))
+
+
 def test_a_too_long_length_answers_without_waiting_for_more_bytes():
     (f,) = FrameReader().feed(b"Content-Length: 9999\r\n\r\n" + msg(1))
     assert f == Frame(msg(1))
