@@ -51,6 +51,18 @@ def index_of_units(line: str, n: int, encoding: str = UTF16) -> int:
     return len(line)
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` cut into lines where LSP breaks them ("\\n", "\\r\\n", "\\r"), each keeping its break.
+
+    Not `str.splitlines`: it also breaks at form feeds, U+2028 and other characters an
+    editor keeps inside a line, and every position after one would land on another line.
+    """
+    return _LINE.findall(text)
+
+
 def content(line: str) -> str:
     """A line without its line break."""
     return line.rstrip("\r\n")

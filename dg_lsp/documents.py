@@ -20,7 +20,7 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument, Workspace
 
-from dg_lsp.context import Cursor, locate
+from dg_lsp.context import Cursor, locate, split_lines
 from dg_lsp.edits import workspace_edit
 
 log = logging.getLogger("dg_lsp")
@@ -39,6 +39,31 @@ class Target:
     text: str
     start: Cursor
     end: Cursor
+
+
+class LspDocument(TextDocument):
+    """pygls's document with lines broken where LSP breaks them (`split_lines`): its changes,
+    positions and `lines` then match the editor's."""
+
+    @property
+    def lines(self) -> Sequence[str]:
+        return tuple(split_lines(self.source))
+
+
+class LspWorkspace(Workspace):
+    """pygls's workspace, holding `LspDocument`s."""
+
+    @classmethod
+    def like(cls, ws: Workspace) -> LspWorkspace:
+        folders = list(ws.folders.values())
+        return cls(ws.root_uri, ws._sync_kind, folders, ws.position_encoding)
+
+    def _create_text_document(
+        self, doc_uri: str, source: str | None = None, version: int | None = None,
+        language_id: str | None = None,
+    ) -> TextDocument:
+        return LspDocument(doc_uri, source=source, version=version, language_id=language_id,
+                           sync_kind=self._sync_kind, position_codec=self.position_codec)
 
 
 def open_document(workspace: Workspace, uri: str) -> TextDocument | None:

@@ -157,15 +157,16 @@ def replace_edit(
     new: str,
     *,
     encoding: str = UTF16,
-    eol: str = "\n",
+    eol: str | None = "\n",
     shrink: bool = True,
 ) -> t.TextEdit:
-    """Replace `old` (the document text between `start` and `end`) by `new` (model text).
+    """Replace `old` (the document text between `start` and `end`) by `new` (model text, whose line
+    breaks become `eol`; with `eol` None, `new` is document text and keeps each line's own break).
 
     With `shrink`, the edit covers only what changed, so the client keeps marks
     and folds outside it.
     """
-    new = document_text(new, eol)
+    new = new if eol is None else document_text(new, eol)
     if shrink:
         p, s = common_ends(old, new)
         if p and old[p - 1] == "\r":  # never split a CRLF

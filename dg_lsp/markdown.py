@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dg_lsp.context import split_lines
+
 
 @dataclass(frozen=True)
 class Span:
@@ -53,7 +55,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 def segment(text: str) -> list[Span]:
     """Fixed and prose spans covering `text` exactly, in order, adjacent kinds merged."""
     out: list[Span] = []
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     table = _table_lines(lines)
     pos = 0
     fence: str | None = None

@@ -115,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
         if not port.isdigit():
             raise SystemExit(f"dg-lsp: error: --tcp wants HOST:PORT, got {args.tcp!r}")
         server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io(sys.stdin.buffer, ClientPipe(sys.stdout.buffer))  # type: ignore[arg-type]
-    return 0
+        return 0
+    # the exit code LSP asks for: 0 after shutdown, else 1
+    return server.start_io(sys.stdin.buffer, ClientPipe(sys.stdout.buffer))  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

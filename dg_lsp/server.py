@@ -81,6 +81,9 @@ def did_change_watched_files(ls: DgServer, params: t.DidChangeWatchedFilesParams
 
 @server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
 async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
+    invoked = params.context.trigger_kind == t.InlineCompletionTriggerKind.Invoked
+    if invoked:  # the user asked: worth waiting for a model that is loading, within the budget
+        await ls.wait_for_model(ls.settings.invoked_budget_ms / 1000)
     doc = ls.completion_document(params.text_document.uri)
     if doc is None:
         return t.InlineCompletionList(items=[])
@@ -90,7 +93,6 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
     site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, selected=selected, text=text)
     fills = None if site.typed else ls.typing.lookup(doc.uri, text, cursor.offset)
     if fills is None:
-        invoked = params.context.trigger_kind == t.InlineCompletionTriggerKind.Invoked
         drafts = [] if site.typed else ls.line_drafts(doc.uri, text, cursor.offset)
         fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=invoked, drafts=drafts))
     shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
@@ -138,8 +140,8 @@ async def rewrite_markdown(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
             plan.accept(span, None if result is None else result.text)
             step()
     old = doc.text[doc.start.offset : doc.end.offset]
-    edit = replace_edit(doc.lines, doc.start, doc.end, old, plan.result(),
-                        encoding=ls.encoding, eol=eol_of(doc.lines))
+    # the plan's text is the document's own, line breaks included (a mixed-EOL file keeps them)
+    edit = replace_edit(doc.lines, doc.start, doc.end, old, plan.result(), encoding=ls.encoding, eol=None)
     return await apply_edit(ls, doc, [edit], "dg: rewrite Markdown")
 
 

@@ -22,12 +22,12 @@ import msgspec
 from lsprotocol import types as t
 from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcInternalError
-from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
 from dg_lsp import __version__
 from dg_lsp.context import UTF16
 from dg_lsp.documents import open_document
+from dg_lsp.protocol import ProtocolServer
 from dg_lsp.settings import SECTION, Settings, from_initialization_options, parse_settings
 from dg_lsp.typing_cache import TypingCache
 from dg_lsp.worker import InfillService
@@ -40,9 +40,11 @@ from runtime.workspace import WorkspaceLimits
 log = logging.getLogger("dg_lsp")
 
 STATUS_METHOD = "dg/status"
+COMMAND_WAIT_S = 600.0
+"""How long a command sent while the model loads waits for it."""
 
 
-class DgServer(LanguageServer):
+class DgServer(ProtocolServer):
     def __init__(self) -> None:
         super().__init__("dg-lsp", __version__)
         self.settings = Settings()
@@ -62,6 +64,8 @@ class DgServer(LanguageServer):
         self.workspace_message: str | None = None
         """What the last indexing did, sent with every `dg/status` after it."""
         self._indexed: tuple | None = None
+        self._settled = asyncio.Event()
+        """Set when no model load is pending (none started yet counts as pending)."""
 
     # ------------------------------------------------------------------ settings
     def configure_initial(self, options: Any) -> None:
@@ -103,6 +107,7 @@ class DgServer(LanguageServer):
         self._generation += 1
         generation, key = self._generation, self._model_key()
         self._loading = key
+        self._settled.clear()
         model, device, threads, dtype, remote_model, trust_remote_code, kernels = key
         self.set_status("loading", f"loading model {model!r} on {device}")
         from runtime.load import load_backend  # torch import stays off the initialize path
@@ -122,6 +127,7 @@ class DgServer(LanguageServer):
             return  # a newer configuration is loading
         self._loading = None
         self.service.backend = backend
+        self._settled.set()
         if backend is None:
             self._loaded = None
             message = f"dg-lsp: model failed to load: {error}"
@@ -288,7 +294,18 @@ class DgServer(LanguageServer):
             out.append(r.text)
         return out
 
+    async def wait_for_model(self, timeout_s: float) -> bool:
+        """Whether a model is there, waiting up to `timeout_s` while the first one loads
+        (or is about to, before `initialized`)."""
+        if self.service.backend is None and self.state == "loading":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), timeout_s)
+        return self.service.backend is not None
+
     async def run_command_infill(self, request: InfillRequest) -> InfillResult | None:
+        if self.service.backend is None and self.state == "loading":
+            async with self.progress("dg-lsp: waiting for the model to load", 1):
+                await self.wait_for_model(COMMAND_WAIT_S)
         if self.service.backend is None:
             raise JsonRpcInternalError(f"dg-lsp: no model ({self.state}: {self.state_message})")
         return await self.service.infill(request)
@@ -306,4 +323,5 @@ class DgServer(LanguageServer):
         out.update(self.typing.stats())
         if self.feed is not None:
             out.update(self.feed.stats())
+        out.update(self.protocol.problems.stats())
         return out

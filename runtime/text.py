@@ -46,9 +46,13 @@ def trim_suffix_overlap(text: str, suffix: str, prefix_line: str = "") -> str:
     line = suffix.split("\n", 1)[0]
     core = line.strip()
     body = text.rstrip(" \t")
-    if core and "\n" not in body and body.endswith(core):
-        trimmed = body[: -len(core)]
-        closers_only = all(c in _CLOSE + "\"'`;:," for c in core)
+    closers_only = all(c in _CLOSE + "\"'`;:," for c in core)
+    # the whole rest of the line repeated, or (closers only) the start of it: `len(` + `s)` + `))`
+    # repeats one of the two closers, and the editor's `))` stays after the fill
+    for n in range(len(core), 0 if closers_only else len(core) - 1, -1):
+        if not core or "\n" in body or not body.endswith(core[:n].rstrip()):
+            continue
+        trimmed = body[: len(body) - len(core[:n].rstrip())]
         if not closers_only or _imbalance(prefix_line + trimmed + line) < _imbalance(
             prefix_line + text + line
         ):

@@ -31,6 +31,7 @@ from lsp_harness import (
 from lsprotocol import types as t
 from pytest_lsp import LanguageClient
 
+from dg_lsp.context import split_lines
 from dg_lsp.markdown import segment
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -63,7 +64,7 @@ def text_of(item: t.InlineCompletionItem) -> str:
 
 def apply_text_edits(text: str, edits: list[t.TextEdit], encoding: str) -> str:
     """Apply LSP edits (positions in `encoding`) to `text`, as a client would."""
-    lines = text.splitlines(keepends=True) or [""]
+    lines = split_lines(text) or [""]
 
     def offset(p: t.Position) -> int:
         line = lines[p.line] if p.line < len(lines) else ""

@@ -94,6 +94,12 @@ def test_tiny_budget_is_rejected(tok):
         ("return x", "return x\n", "", ""),
         ("a,\n    b", "))\n    b\nc\n", "f(g(", "a,\n"),  # last line repeats the one after the closers
         ("a,\n    b", "x)\n    b\n", "f(", "a,\n    b"),  # not after a rest of line that is code
+        # nested auto-closed brackets: the fill repeats the first of two closers (issue 14, item 4)
+        ("s)", "))", "print(len(", "s"),
+        ("s))", "))", "print(len(", "s"),
+        ("x])", "]))", "f(g([", "x"),
+        ("s) + 1", "))", "print(len(", "s) + 1"),  # not a repeat of the closers' start
+        ("g(x)", "))", "f(h(", "g(x)"),  # needed: f(h(g(x))) balances only with the fill's closer
     ],
 )
 def test_trim_suffix_overlap(text, suffix, prefix_line, want):
