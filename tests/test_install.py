@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OWN = {"dg_lsp", "runtime", "kernels"}
 MODULE_OF = {"pygls": "pygls", "lsprotocol": "lsprotocol", "torch": "torch", "tokenizers": "tokenizers",
-             "msgspec": "msgspec", "safetensors": "safetensors", "numpy": "numpy"}
+             "msgspec": "msgspec", "safetensors": "safetensors", "numpy": "numpy", "pathspec": "pathspec"}
 """Distribution -> the module it installs, for the core dependencies."""
 WITH_PYGLS = {"cattrs", "attrs"}
 """Modules that come with a core dependency (pygls requires them)."""
