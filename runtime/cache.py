@@ -21,6 +21,12 @@ import torch
 from runtime.model import KV, CanvasKV, InfillTransformer, SharedKV
 from runtime.types import CacheStats, Cancelled
 
+DEFAULT_CACHE_BYTES = 16 * 2**20
+"""The context cache's default cap.  Typing 600 characters of real code through the shipped model
+(a request per keystroke), 88.5 % of the hits were on the most recent context, 97.5 % on the last two
+and 98.8 % on the last ten; an entry (320 tokens, bfloat16) is ~1.45 MB, so 16 MiB (about eleven
+entries) keeps nearly every hit where 256 MiB grew the server by hundreds of MB."""
+
 ENCODE_CHUNK = 64
 """Context tokens are encoded in chunks that start at multiples of this (the cancel flag is
 checked between them), and a cached prefix is reused only up to such a multiple: so every chunk
@@ -55,7 +61,7 @@ def common_prefix(a: tuple[int, ...] | list[int], b: list[int]) -> int:
 
 
 class ContextCache:
-    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._next_key = 0

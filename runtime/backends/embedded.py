@@ -17,7 +17,7 @@ import torch
 
 from runtime.backends.base import Backend
 from runtime.blocks import Tally, run_chain
-from runtime.cache import ContextCache
+from runtime.cache import DEFAULT_CACHE_BYTES, ContextCache
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
 from runtime.context import Context, build_context
 from runtime.drafts import Verified, verify
@@ -39,7 +39,7 @@ class EmbeddedBackend(Backend):
         model: InfillTransformer,
         tokenizer: Tokenizer,
         *,
-        cache_bytes: int = 256 * 2**20,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         device: str = "cpu",
         description: str = "",
         max_context_tokens: int | None = None,
