@@ -23,16 +23,17 @@ from runtime.types import CacheStats, Cancelled
 
 DEFAULT_CACHE_BYTES = 16 * 2**20
 """The context cache's default cap.  Typing 600 characters of real code through the shipped model
-(a request per keystroke), 88.5 % of the hits were on the most recent context, 97.5 % on the last two
-and 98.8 % on the last ten; an entry (320 tokens, bfloat16) is ~1.45 MB, so 16 MiB (about eleven
-entries) keeps nearly every hit where 256 MiB grew the server by hundreds of MB."""
+(a request per keystroke, `benchmarks/cache_hits.py`), 88.6 % of the hits were on the most recent
+context, 97.5 % on the last two and 98.8 % on the last ten; an entry (320 tokens, bfloat16) is
+~1.45 MB, so 16 MiB (about eleven entries) keeps nearly every hit, where 256 MiB let the cache hold
+84 MB in that replay."""
 
 ENCODE_CHUNK = 64
 """Context tokens are encoded in chunks that start at multiples of this (the cancel flag is
 checked between them), and a cached prefix is reused only up to such a multiple: so every chunk
 is computed from the same inputs whatever the cache held, and greedy decoding gives the same
-answer for the same document and position, cold or warm (reused K/V are otherwise equal only to
-~1e-5, enough to flip a near tie).  Typing re-encodes at most this many tokens per keystroke."""
+answer for the same document and position, cold or warm (reused K/V otherwise differ by a
+rounding, enough to flip a near tie).  Typing re-encodes at most this many tokens per keystroke."""
 
 
 @dataclass

@@ -9,13 +9,11 @@
        and denoised again (self-correction); below ACCEPT_SCORE the drafts are dropped and
        the canvas is denoised as usual
 
-Measured on the held-out packages with the shipped model (docs/eval.md, tuned on one seed of
-tasks, reported on another): the model's verification adds ~0.5 points over retrieval's own
-ranking, and every bucket of drafts by model confidence and evidence was right at least 14 %
-of the time, against ~4 % for the model's own denoising of the same lines; so the shipped
-defaults accept the best draft whenever there is one, and correct no token (re-masking the
-doubted tokens lowered exact match: the model's doubts are no better than chance).  A model
-that knows the workspace layout should raise ACCEPT_SCORE and DOUBT_PROBABILITY.
+Measured with the shipped model on held-out tasks (`benchmarks/drafts_tuning.py`, one seed of
+tasks; docs/workspace.md reports another): every acceptance bar and every re-masking of doubted
+tokens lowered exact match, so the defaults accept the best draft whenever there is one and
+correct no token.  A model that knows the workspace layout should raise ACCEPT_SCORE and
+DOUBT_PROBABILITY.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class _Doc:
         return self._counts
 
 
-def iter_files(root: Path, limits: WorkspaceLimits, skipped: dict[str, int]) -> Iterator[Path]:
+def iter_files(root: Path, skipped: dict[str, int]) -> Iterator[Path]:
     """Files under `root` worth indexing, in a stable order; `skipped` counts the others."""
     import pathspec
 
@@ -149,6 +149,7 @@ class WorkspaceIndex:
         self._recent: list[str] = []  # lines interned since the last merge into `_sorted`
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
         self._bytes = 0
+        self._lines = 0
         self.stats = IndexStats()
         self._intern("")  # id 0: the blank line, which the line pairs skip
 
@@ -160,7 +161,7 @@ class WorkspaceIndex:
         """Index the files under `root` (open buffers already held are kept as they are)."""
         started = time.perf_counter()
         skipped = self.stats.skipped
-        for n, path in enumerate(iter_files(root, self.limits, skipped), 1):
+        for n, path in enumerate(iter_files(root, skipped), 1):
             if should_stop is not None and should_stop():
                 break
             if len(self._docs) >= self.limits.max_files:
@@ -195,6 +196,7 @@ class WorkspaceIndex:
                 self._counts[i] += 1
             self._docs[key] = _Doc(ids, nbytes, open_buffer)
             self._bytes += nbytes
+            self._lines += len(ids)
             self._pairs = None
             self._refresh_stats()
             return True
@@ -237,24 +239,17 @@ class WorkspaceIndex:
         for i in doc.ids.tolist():
             self._counts[i] -= 1
         self._bytes -= doc.nbytes
+        self._lines -= len(doc.ids)
 
     def _refresh_stats(self) -> None:
         s = self.stats
-        s.documents, s.bytes = len(self._docs), self._bytes
-        s.lines = sum(len(d.ids) for d in self._docs.values())
+        s.documents, s.bytes, s.lines = len(self._docs), self._bytes, self._lines
         s.distinct_lines = len(self._strings)
 
     # ------------------------------------------------------------------ queries
-    def __contains__(self, key: str) -> bool:
-        return key in self._docs
-
     def keys(self) -> list[str]:
         with self._lock:
             return list(self._docs)
-
-    def count(self, line: str) -> int:
-        i = self._id_of.get(line)
-        return self._counts[i] if i is not None else 0
 
     def with_prefix(
         self, prefix: str, exclude: str | None = None, limit: int = 2000

@@ -1,0 +1,66 @@
+"""How should drafted canvases be judged?  The evidence behind the defaults of runtime/drafts.py.
+
+    python benchmarks/drafts_tuning.py [--n 100] [--seed 1]
+
+On held-out single-line tasks (a seed other than the one benchmarks/workspace.py reports), each
+package its own workspace: exact match when the drafts are dropped below an acceptance score
+(the canvas then denoised by the model as without drafts), and when the tokens the model doubts
+are re-masked and denoised again.  Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import runtime.drafts as drafts  # noqa: E402 - after the path set-up
+from runtime.eval.heldout import is_exact, iter_tasks, package_indexes, request_for, workspace_request  # noqa: E402
+from runtime.measure import cpu_name  # noqa: E402
+
+KINDS = ("line_rest", "mid_line")
+
+
+def exact(backend, reqs, tasks) -> dict[str, float]:
+    hits = {k: [] for k in KINDS}
+    for req, task in zip(reqs, tasks, strict=True):
+        hits[task.kind].append(is_exact(backend.infill(req).text, task.middle))
+    return {k: 100 * sum(v) / max(1, len(v)) for k, v in hits.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100, help="tasks per kind")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    from runtime.load import load_backend
+
+    backend = load_backend("default", threads=a.threads)
+    tasks = list(iter_tasks(a.n, kinds=KINDS, seed=a.seed))
+    indexes = package_indexes()
+    plain = [request_for(t, 320) for t in tasks]
+    drafted = [workspace_request(t, r, indexes) for t, r in zip(tasks, plain, strict=True)]
+    print(f"# Judging drafts ({cpu_name()}, {len(tasks)} held-out tasks, seed {a.seed})\n")
+    print("| setting | exact line_rest % | exact mid_line % |")
+    print("| --- | ---: | ---: |")
+    rows = [("no drafts", plain, {})]
+    rows += [(f"accept score >= {s}", drafted, {"ACCEPT_SCORE": s}) for s in (-math.inf, -6.0, -3.0, -1.0)]
+    rows += [(f"doubt probability {p}", drafted, {"DOUBT_PROBABILITY": p}) for p in (0.001, 0.01)]
+    defaults = {"ACCEPT_SCORE": drafts.ACCEPT_SCORE, "DOUBT_PROBABILITY": drafts.DOUBT_PROBABILITY}
+    for name, reqs, change in rows:
+        for key, value in {**defaults, **change}.items():
+            setattr(drafts, key, value)
+        em = exact(backend, reqs, tasks)
+        print(f"| {name} | {em['line_rest']:.1f} | {em['mid_line']:.1f} |")
+    for key, value in defaults.items():
+        setattr(drafts, key, value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
