@@ -51,6 +51,13 @@ MAX_FILE_CHARS = 400_000
 MAX_PACKAGE_CHARS = 3_000_000
 """Cap per package so a few huge packages do not dominate the mix (files kept in path order)."""
 SHARD_CHARS = 8_000_000
+RESERVED_FILES = (
+    Path(__file__).with_name("reserved-packages.txt"),
+    Path(__file__).resolve().parents[3] / "shared" / "eval" / "reserved-packages.txt",
+)
+"""Distributions kept for independent evaluation: never in a corpus, a tokenizer, a training-time
+index or anything tuned.  The repository's copy, plus the team's shared list when it is beside the
+checkout (the union is used, so a name added there is honoured before the copy is updated)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,22 @@ def stdlib_dir() -> Path:
 def site_dirs() -> list[Path]:
     """The base interpreter's site-packages (not a virtual environment's)."""
     return [Path(sysconfig.get_path("purelib", vars={"base": sys.base_prefix, "platbase": sys.base_prefix}))]
+
+
+def dist_key(name: str) -> str:
+    """A distribution name as PyPI compares them: case-insensitive, '-', '_' and '.' the same."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def reserved_packages(files: Iterable[Path] = RESERVED_FILES) -> frozenset[str]:
+    names: set[str] = set()
+    for f in files:
+        if f.is_file():
+            lines = (ln.split("#")[0].strip() for ln in f.read_text().splitlines())
+            names.update(dist_key(ln) for ln in lines if ln)
+    if not names:
+        raise FileNotFoundError(f"no reserved-package list found (looked for {[str(f) for f in files]})")
+    return frozenset(names)
 
 
 def is_permissive(license_text: str) -> bool:
@@ -128,13 +151,19 @@ def iter_stdlib(root: Path | None = None) -> Iterator[tuple[str, str, Path, Path
                 yield f"stdlib:{top}", STDLIB_LICENSE, f, root
 
 
-def iter_site(site: Path, rows: list[ManifestRow]) -> Iterator[tuple[str, str, Path, Path] | SourceFile]:
-    """Files of pure-Python distributions with a permissive license (and their READMEs)."""
+def iter_site(
+    site: Path, rows: list[ManifestRow], reserved: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, str, Path, Path] | SourceFile]:
+    """Files of pure-Python distributions with a permissive license (and their READMEs), except
+    the `reserved` ones (kept for evaluation)."""
     for dist in sorted(site.glob("*.dist-info")):
         if not (dist / "METADATA").exists() or not (dist / "RECORD").exists():
             continue
         name, lic, body, ctype = read_metadata(dist)
-        pkg = f"site:{name.lower().replace('_', '-')}"
+        pkg = f"site:{dist_key(name)}"
+        if dist_key(name) in reserved:
+            rows.append(ManifestRow(pkg, lic, str(dist), "-", "skip:reserved-for-evaluation"))
+            continue
         if not _is_pure(dist):
             rows.append(ManifestRow(pkg, lic, str(dist), "-", "skip:not-pure-python"))
             continue
@@ -234,8 +263,9 @@ def collect(
     heldout = set(heldout)
     rows: list[ManifestRow] = []
     items: list[tuple[str, str, Path, Path] | SourceFile] = list(iter_stdlib(stdlib_root))
+    reserved = reserved_packages()
     for site in sites if sites is not None else site_dirs():
-        items.extend(iter_site(site, rows))
+        items.extend(iter_site(site, rows, reserved))
     raw = _read_items(items, rows)
     # held-out packages first: a training file duplicating one of them is the one dropped
     raw.sort(key=lambda r: (r[0] not in heldout, r[0], r[2]))

@@ -125,3 +125,19 @@ def test_near_duplicates_threshold():
     assert not nd.seen(code("beta"))  # different names: different shingles
     assert nd.seen(code("alpha").replace("return y - 3\n", "return y - 4\n", 1))
     assert not nd.seen("x = 1\n")  # too short to shingle: never a near duplicate
+
+
+def test_reserved_packages_never_enter(tmp_path, tree):
+    """A distribution on the evaluation list is skipped whatever its spelling (PyPI rules)."""
+    std, site = tree
+    make_dist(site, "More.Itertools", "MIT", {"more_itertools/__init__.py": code("chunked")})
+    make_dist(site, "sorted_containers_x", "MIT", {"scx/__init__.py": code("scx")})
+    train, held, rows = collect(std, [site], heldout=("stdlib:json",))
+    packages = {d.package for d in train + held}
+    assert "site:more-itertools" not in packages and "site:sorted-containers-x" in packages
+    assert any(r.status == "skip:reserved-for-evaluation" and r.package == "site:more-itertools" for r in rows)
+    assert corpus.dist_key("Python_Slugify") == corpus.dist_key("python.slugify") == "python-slugify"
+    shipped = corpus.reserved_packages(corpus.RESERVED_FILES[:1])
+    assert {"attrs", "pyparsing", "sortedcontainers", "more-itertools"} <= shipped
+    with pytest.raises(FileNotFoundError):
+        corpus.reserved_packages([tmp_path / "missing.txt"])
