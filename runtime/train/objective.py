@@ -15,12 +15,22 @@ here exactly as at inference.  Kinds of middle, mixed by `ObjectiveConfig.kinds`
 
 A middle longer than one canvas is trained as the engine decodes it: block
 ``j`` sees the context plus the first ``j`` canvases and must fill the next one.
+
+Drafted canvases (``ObjectiveConfig.drafts``): a fraction of the rest-of-line samples start
+from a draft on the canvas, as the server verifies one (`runtime.drafts`): a line draft that
+`runtime.retrieval.line_drafts` finds in the sample's own package (its document left out, the
+same call the server makes), the right text, or the right text with one identifier renamed or
+one token dropped.  Every slot is then visible (the verification pass) or a random part of it
+is masked (the re-masked doubted tokens); every slot's target is the true text, so the model
+learns to keep a draft's right tokens and to doubt and fix its wrong ones (masked-diffusion
+training alone does not learn correction).
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +39,9 @@ from torch import Tensor
 
 from runtime.canvas import canvas_target
 from runtime.context import CHARS_PER_TOKEN, PREFIX_LINE_QUANTUM, build_context
+from runtime.retrieval import line_drafts
 from runtime.tokenizer import Tokenizer
+from runtime.workspace import WorkspaceIndex
 
 KINDS = ("rest_of_line", "line", "lines", "span")
 
@@ -51,6 +63,17 @@ class ObjectiveConfig:
     """Fraction of context rows given the next-token loss.  The vocabulary-sized head is
     most of a small model's FLOPs; a random quarter keeps most of the dense signal for
     far fewer head rows (on a GPU, use 1.0)."""
+    drafts: float = 0.0
+    """Fraction of rest-of-line samples that start from a draft on the canvas (needs the
+    documents' package and path, to retrieve drafts the way the server does)."""
+    draft_sources: dict[str, float] = field(
+        default_factory=lambda: {"retrieved": 0.6, "right": 0.2, "corrupted": 0.2}
+    )
+    """Where a sample's draft comes from (a sample whose retrieval finds nothing takes the right
+    text or a corrupted one)."""
+    draft_visible: float = 0.5
+    """Fraction of drafted samples with every slot visible (the verification pass); the others
+    mask each slot with probability t ~ U(0, 1) (the doubted slots re-masked)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(KINDS)
@@ -76,6 +99,9 @@ class Sample:
     """Canvas target: canvas_target tokens of this block, then pads, exactly `canvas_len` long."""
     kind: str
     block: int = 0
+    draft: list[int] | None = None
+    """The canvas's initial tokens when it starts from a draft (heal + draft tokens, then pads;
+    `canvas_len` long), else None."""
 
 
 @dataclass
@@ -87,6 +113,7 @@ class Batch:
     masked: Tensor  # (B, L) bool: canvas slots that were masked (the diffusion loss)
     unmasked: Tensor  # (B, L) bool: visible canvas slots (the self-correction loss)
     context: Tensor  # (B, L) bool: context rows with a valid next context token (dense loss)
+    drafted: Tensor  # (B, L) bool: visible slots of drafted canvases (the draft-verification loss)
 
     @property
     def tokens(self) -> int:
@@ -152,11 +179,24 @@ def clip_window(prefix: str, suffix: str, budget: int) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ samples
 def make_sample(
-    tok: Tokenizer, split: Split, budget: int, canvas_len: int, rng: random.Random, max_blocks: int = 3
+    tok: Tokenizer,
+    split: Split,
+    budget: int,
+    canvas_len: int,
+    rng: random.Random,
+    max_blocks: int = 3,
+    draft: str | None = None,
 ) -> Sample:
+    """One sample; `draft`: a text to start the canvas from (used when it and the answer fit one
+    canvas with room for an end, as `runtime.drafts` requires)."""
     prefix, suffix = clip_window(split.prefix, split.suffix, budget)
     ctx = build_context(tok, prefix, suffix, budget)
     target = canvas_target(tok, ctx.heal, split.middle)
+    if draft is not None and len(target) < canvas_len:
+        ids = canvas_target(tok, ctx.heal, draft)
+        if ids and len(ids) < canvas_len:
+            pads = [tok.pad_id] * canvas_len
+            return Sample(ctx.ids, (target + pads)[:canvas_len], split.kind, 0, (ids + pads)[:canvas_len])
     last = min(max_blocks, len(target) // canvas_len)  # == len//C with no remainder: an all-pad canvas
     block = 0 if last == 0 or rng.random() < 0.5 else rng.randint(1, last)
     body = target[block * canvas_len : (block + 1) * canvas_len]
@@ -164,16 +204,54 @@ def make_sample(
     return Sample(ctx.ids + target[: block * canvas_len], canvas, split.kind, block)
 
 
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def corrupt_draft(text: str, document: str, rng: random.Random) -> str:
+    """A plausible wrong draft: one identifier renamed to another of the document's, or (when
+    the text has none) one character-level token dropped."""
+    words = list(_WORD.finditer(text))
+    if words:
+        w = rng.choice(words)
+        pool = _WORD.findall(document[: 20_000])
+        other = rng.choice(pool) if pool else w.group() + "_"
+        if other == w.group():
+            other = other + rng.choice("s_1")
+        return text[: w.start()] + other + text[w.end() :]
+    if len(text) > 1:
+        k = rng.randrange(len(text))
+        return text[:k] + text[k + 1 :]
+    return text + text
+
+
 class SampleStream:
     """Endless samples from documents, drawn by length (uniform over characters).
 
+    `keys`: each document's (package, path), for drafted canvases: drafts are retrieved from a
+    `WorkspaceIndex` of the document's package, built when first needed.
     All randomness comes from one `random.Random`, whose state is checkpointed."""
 
-    def __init__(self, tok: Tokenizer, texts: Sequence[str], cfg: ObjectiveConfig, seed: int = 0) -> None:
-        texts = [t for t in texts if t.strip()]
-        if not texts:
+    def __init__(
+        self,
+        tok: Tokenizer,
+        texts: Sequence[str],
+        cfg: ObjectiveConfig,
+        seed: int = 0,
+        keys: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        if keys is not None and len(keys) != len(texts):
+            raise ValueError("one (package, path) key per document")
+        if cfg.drafts and keys is None:
+            raise ValueError("drafted canvases need each document's (package, path)")
+        pairs = [(t, k) for t, k in zip(texts, keys or [None] * len(texts), strict=True) if t.strip()]
+        if not pairs:
             raise ValueError("no non-empty documents to sample from")
+        texts = [t for t, _ in pairs]
+        self.keys = [k for _, k in pairs]
         self.tok, self.texts, self.cfg = tok, texts, cfg
+        self._indexes: dict[str, WorkspaceIndex] = {}
+        self.source_names = list(cfg.draft_sources)
+        self.source_weights = [cfg.draft_sources[k] for k in self.source_names]
         self.cum: list[int] = []
         total = 0
         for t in texts:
@@ -183,20 +261,49 @@ class SampleStream:
         self.kind_names = list(cfg.kinds)
         self.kind_weights = [cfg.kinds[k] for k in self.kind_names]
 
-    def document(self) -> str:
-        i = bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))
-        return self.texts[i]
+    def document(self) -> int:
+        return bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))
 
     def sample(self, budget: int, canvas_len: int) -> Sample:
         kind = self.rng.choices(self.kind_names, self.kind_weights)[0]
-        split = split_document(self.document(), kind, self.rng)
-        return make_sample(self.tok, split, budget, canvas_len, self.rng, self.cfg.max_blocks)
+        i = self.document()
+        split = split_document(self.texts[i], kind, self.rng)
+        draft = None
+        if kind == "rest_of_line" and self.cfg.drafts and self.rng.random() < self.cfg.drafts:
+            draft = self.draft(i, split)
+        return make_sample(self.tok, split, budget, canvas_len, self.rng, self.cfg.max_blocks, draft)
+
+    def draft(self, i: int, split: Split) -> str | None:
+        """A draft for document `i`'s split, drawn from `cfg.draft_sources`."""
+        source = self.rng.choices(self.source_names, self.source_weights)[0]
+        if source == "retrieved":
+            package, path = self.keys[i]
+            found = line_drafts(split.prefix, split.suffix, self.index(package), document=path)
+            if found:
+                return self.rng.choice(found).text
+            source = self.rng.choice(("right", "corrupted"))
+        if not split.middle.strip():
+            return None
+        if source == "right":
+            return split.middle
+        return corrupt_draft(split.middle, split.prefix[-4000:] + split.suffix[:4000], self.rng)
+
+    def index(self, package: str) -> WorkspaceIndex:
+        if package not in self._indexes:
+            index = WorkspaceIndex()
+            for text, (pkg, path) in zip(self.texts, self.keys, strict=True):
+                if pkg == package:
+                    index.update(path, text, open_buffer=False)
+            self._indexes[package] = index
+        return self._indexes[package]
 
     def batch(self, batch_size: int) -> Batch:
         budget = self.rng.choice(self.cfg.context_tokens)
         canvas_len = self.rng.choice(self.cfg.canvas_lens)
         samples = [self.sample(budget, canvas_len) for _ in range(batch_size)]
-        return collate(self.tok, samples, self.rng, self.cfg.corrupt, self.cfg.ctx_fraction)
+        return collate(
+            self.tok, samples, self.rng, self.cfg.corrupt, self.cfg.ctx_fraction, self.cfg.draft_visible
+        )
 
 
 def collate(
@@ -205,8 +312,11 @@ def collate(
     rng: random.Random,
     corrupt: float = 0.1,
     ctx_fraction: float = 1.0,
+    draft_visible: float = 0.5,
 ) -> Batch:
-    """Left-pad contexts to one length, append canvases, mask each canvas at its own rate t."""
+    """Left-pad contexts to one length, append canvases, mask each canvas at its own rate t.
+    A drafted canvas holds its draft, not the target, and is all visible (`draft_visible` of
+    them) or masked at its rate t, without random corruption."""
     c = len(samples[0].canvas)
     assert all(len(s.canvas) == c for s in samples), "one canvas length per batch"
     ctx_len = max(len(s.context) for s in samples)
@@ -227,15 +337,24 @@ def collate(
         context &= torch.rand(b, seq, generator=gen) < ctx_fraction
     t = torch.rand(b, 1, generator=gen)  # (B, 1) mask rate per sample
     canvas_masked = torch.rand(b, c, generator=gen) < t  # (B, C)
-    none = ~canvas_masked.any(1)
+    drafted = torch.tensor([s.draft is not None for s in samples])  # (B,)
+    visible = drafted & (torch.rand(b, generator=gen) < draft_visible)  # (B,) all-visible drafts
+    canvas_masked[visible] = False
+    none = ~canvas_masked.any(1) & ~visible
     canvas_masked[none, torch.randint(0, c, (int(none.sum()),), generator=gen)] = True
     canvas = ids[:, ctx_len:]  # (B, C) view
+    for i, s in enumerate(samples):
+        if s.draft is not None:
+            canvas[i] = torch.tensor(s.draft, dtype=torch.long)
     normal = torch.tensor(sorted(set(range(tok.vocab_size)) - tok.special_ids), dtype=torch.long)
     swap = ~canvas_masked & (canvas != tok.pad_id) & (torch.rand(b, c, generator=gen) < corrupt)
+    swap &= ~drafted[:, None]
     canvas[swap] = normal[torch.randint(0, len(normal), (int(swap.sum()),), generator=gen)]
     canvas[canvas_masked] = tok.mask_id
     masked = torch.zeros(b, seq, dtype=torch.bool)
     masked[:, ctx_len:] = canvas_masked
     unmasked = torch.zeros(b, seq, dtype=torch.bool)
-    unmasked[:, ctx_len:] = ~canvas_masked
-    return Batch(ids, key_valid, ctx_len, targets, masked, unmasked, context)
+    unmasked[:, ctx_len:] = ~canvas_masked & ~drafted[:, None]
+    on_draft = torch.zeros(b, seq, dtype=torch.bool)
+    on_draft[:, ctx_len:] = ~canvas_masked & drafted[:, None]
+    return Batch(ids, key_valid, ctx_len, targets, masked, unmasked, context, on_draft)

@@ -11,7 +11,12 @@ Losses (each a mean over its positions, then weighted):
 * context (`ctx_weight`): next-token loss on every context row: free dense signal;
 * unmasked (`unmasked_weight`): the true token at visible canvas slots, ~10% of which
   were replaced by random tokens, so committed tokens get meaningful probabilities
-  for the `adaptive` policy's self-correction.
+  for the `adaptive` policy's self-correction;
+* draft (`draft_weight`): the true token at the visible slots of canvases that start from a
+  draft (`objective.ObjectiveConfig.drafts`): what `runtime.drafts` reads to accept a draft
+  or re-mask its doubted tokens.
+
+A run may start from a shipped model folder (`init`: its weights, when the shapes match).
 
 CPU smoke test: ``python -m runtime.train train --preset tiny --max-steps 20``;
 real runs: see docs/training.md and runtime/train/gpu_run.sh.
@@ -69,6 +74,11 @@ class TrainConfig:
     ctx_weight: float = 0.5
     ctx_fraction: float = 0.25
     unmasked_weight: float = 0.2
+    drafts: float = 0.0
+    """Fraction of rest-of-line samples whose canvas starts from a draft (see objective.py)."""
+    draft_weight: float = 1.0
+    init: str | None = None
+    """A model folder whose weights start the run (a fresh run only; a checkpoint wins)."""
     context_tokens: tuple[int, ...] = (128, 192, 256, 320)
     canvas_lens: tuple[int, ...] = (32, 32, 32, 16, 24, 48)
     device: str = "cpu"
@@ -99,6 +109,7 @@ class TrainConfig:
             context_tokens=tuple(self.context_tokens),
             canvas_lens=tuple(self.canvas_lens),
             ctx_fraction=self.ctx_fraction,
+            drafts=self.drafts,
         )
 
 
@@ -136,13 +147,16 @@ class Trainer:
             betas=(0.9, 0.95),
             fused=self.device.type == "cuda",
         )
-        texts = [d.text for d in read_shards(Path(cfg.corpus), "train")]
-        self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed)
+        docs = read_shards(Path(cfg.corpus), "train")
+        texts, keys = [d.text for d in docs], [(d.package, d.path) for d in docs]
+        self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed, keys=keys)
         self.state = State()
         self._batches: Iterator[Batch] | None = None
         self.ckpt = self.run_dir / "ckpt.pt"
         if self.ckpt.exists():
             self.load(self.ckpt)
+        elif cfg.init:
+            self.warm_start(Path(cfg.init))
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: Path | None = None) -> None:
@@ -172,6 +186,18 @@ class Trainer:
         self.stream.rng.setstate(ck["stream_rng"])
         torch.set_rng_state(ck["torch_rng"])
         self.log(f"resumed from {path} at step {self.state.step} ({self.state.tokens:,} tokens)")
+
+    def warm_start(self, folder: Path) -> None:
+        """Start from a model folder's weights (same shapes, same tokenizer)."""
+        from runtime.load import load_folder
+
+        model, tok, _, _ = load_folder(folder)
+        if model.args.to_dict() != self.args.to_dict():
+            raise ValueError(f"{folder} has shape {model.args.to_dict()}, this run {self.args.to_dict()}")
+        if tok.vocab_size != self.tok.vocab_size or tok.encode("def f(x):") != self.tok.encode("def f(x):"):
+            raise ValueError(f"{folder}'s tokenizer is not {self.cfg.tokenizer}")
+        self.model.load_state_dict(model.state_dict())
+        self.log(f"warm start from {folder}")
 
     def save_model(self, where: Path) -> None:
         extra = {"trained": self.trained_record()}
@@ -215,7 +241,7 @@ class Trainer:
     # ------------------------------------------------------------ steps
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         b = _to(batch, self.device)
-        rows = b.context | b.masked | b.unmasked  # (B, L): the only rows the head runs on
+        rows = b.context | b.masked | b.unmasked | b.drafted  # (B, L): the only rows the head runs on
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             hidden = self.hidden(b.ids, b.ctx_len, b.key_valid)  # (B, L, D)
             logits = self.model.head(self.model.norm(hidden[rows]))  # (N, V)
@@ -225,9 +251,13 @@ class Trainer:
             "canvas": _mean(ce, b.masked[rows]),
             "context": _mean(ce, b.context[rows]),
             "unmasked": _mean(ce, b.unmasked[rows]),
+            "draft": _mean(ce, b.drafted[rows]),
         }
         c = self.cfg
-        out["loss"] = out["canvas"] + c.ctx_weight * out["context"] + c.unmasked_weight * out["unmasked"]
+        out["loss"] = (
+            out["canvas"] + c.ctx_weight * out["context"] + c.unmasked_weight * out["unmasked"]
+            + c.draft_weight * out["draft"]
+        )  # fmt: skip
         with torch.no_grad():
             out["canvas_acc"] = _mean((logits.argmax(-1) == targets).float(), b.masked[rows])
         return out
@@ -338,7 +368,7 @@ class Trainer:
             left = (self.cfg.max_steps - s.step) * s.train_s / max(1, s.step)
         self.log(
             f"step {s.step} loss {m['loss']:.3f} canvas {m['canvas']:.3f} ctx {m['context']:.3f} "
-            f"unm {m['unmasked']:.3f} acc {m['canvas_acc']:.3f} lr {self.lr():.2e} "
+            f"unm {m['unmasked']:.3f} drf {m['draft']:.3f} acc {m['canvas_acc']:.3f} lr {self.lr():.2e} "
             f"{tps:,.0f} tok/s tokens {s.tokens:,} elapsed {s.train_s / 60:.1f}m ETA {max(0, left) / 60:.1f}m"
         )
 

@@ -14,6 +14,7 @@ from runtime.train.objective import (
     Split,
     clip_window,
     collate,
+    corrupt_draft,
     make_sample,
     split_document,
 )
@@ -165,3 +166,64 @@ def test_stream_is_deterministic_per_seed(tok):
     assert torch.equal(a.ids, b.ids) and torch.equal(a.masked, b.masked)
     with pytest.raises(ValueError, match="unknown sample kinds"):
         ObjectiveConfig(kinds={"paragraph": 1.0})
+
+
+# ------------------------------------------------------------------ drafted canvases
+def test_drafted_sample_keeps_the_answer_as_target_and_the_draft_on_the_canvas(tok):
+    prefix, middle = DOC[:4000] + "    result = ", "request.get('key_9', value)"
+    s = make_sample(tok, Split(prefix, middle, "\n" + DOC[4000:], "rest_of_line"), 96, 16,
+                    random.Random(0), draft="request.get('key_8', value)")  # fmt: skip
+    ctx = build_context(tok, *clip_window(prefix, "\n" + DOC[4000:], 96), 96)
+    assert s.canvas[: len(canvas_target(tok, ctx.heal, middle))] == canvas_target(tok, ctx.heal, middle)
+    assert s.draft[: len(canvas_target(tok, ctx.heal, "request.get('key_8', value)"))] == canvas_target(
+        tok, ctx.heal, "request.get('key_8', value)"
+    )
+    assert len(s.draft) == len(s.canvas) == 16 and s.draft != s.canvas
+    # a draft that does not fit a canvas with room for its end is not used
+    long = make_sample(tok, Split(prefix, middle, "", "rest_of_line"), 96, 16, random.Random(0), draft="x " * 40)
+    assert long.draft is None
+
+
+def test_collate_puts_drafts_on_canvases_and_marks_their_slots(tok):
+    rng = random.Random(5)
+    plain = [make_sample(tok, split_document(DOC, "rest_of_line", rng), 96, 16, rng) for _ in range(8)]
+    split = Split(DOC[:3000] + "    return [", "result] * 3", "\n" + DOC[3000:], "rest_of_line")
+    drafted = [make_sample(tok, split, 96, 16, rng, draft="value] * 3") for _ in range(8)]
+    b = collate(tok, plain + drafted, random.Random(0), corrupt=0.5, ctx_fraction=1.0, draft_visible=0.5)
+    c = b.ctx_len
+    assert not b.drafted[:8].any() and not b.unmasked[8:].any()  # each visible slot has one loss
+    for i, s in enumerate(drafted, start=8):
+        visible = ~b.masked[i, c:]
+        assert b.ids[i, c:][visible].tolist() == torch.tensor(s.draft)[visible].tolist()  # not corrupted
+        assert b.targets[i, c:].tolist() == s.canvas  # the truth at every slot
+        assert torch.equal(b.drafted[i, c:], visible)
+    all_visible = [i for i in range(8, 16) if not b.masked[i].any()]
+    assert 0 < len(all_visible) < 8  # some verification passes, some re-masked canvases
+
+
+def test_stream_retrieves_drafts_from_the_documents_own_package(tok):
+    shared = "    total = compute_the_total(values, weights)\n"
+    docs = [
+        "def a(values, weights):\n" + shared + "    return total\n" + module(3),
+        "def b(values, weights):\n" + shared + "    return total\n" + module(4),
+        "def c(values):\n    total = sum(values)\n    return total\n" + module(5),
+    ]
+    keys = [("site:one", "a.py"), ("site:one", "b.py"), ("site:two", "c.py")]
+    cfg = ObjectiveConfig(drafts=1.0, draft_sources={"retrieved": 1.0})
+    stream = SampleStream(tok, docs, cfg, seed=0, keys=keys)
+    split = Split("def a(values, weights):\n    total = ", "compute_the_total(values, weights)",
+                  "\n    return total\n", "rest_of_line")  # fmt: skip
+    assert stream.draft(0, split) == "compute_the_total(values, weights)"  # found in b.py, not a.py
+    assert stream.index("site:one").keys() == ["a.py", "b.py"] and stream.index("site:two").keys() == ["c.py"]
+    with pytest.raises(ValueError, match="package, path"):
+        SampleStream(tok, docs, cfg, seed=0)
+    a = SampleStream(tok, docs, ObjectiveConfig(drafts=0.5), seed=3, keys=keys).batch(16)
+    b = SampleStream(tok, docs, ObjectiveConfig(drafts=0.5), seed=3, keys=keys).batch(16)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.drafted, b.drafted)
+
+
+def test_corrupted_drafts_are_plausible_and_wrong():
+    rng = random.Random(0)
+    for text in ("self.value = value", "return compute(x, y)", "))", "x"):
+        bad = corrupt_draft(text, "def f(alpha, beta):\n    gamma = alpha\n", rng)
+        assert bad != text and bad

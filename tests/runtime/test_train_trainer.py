@@ -103,3 +103,17 @@ def test_command_line_parses_every_option():
         [sys.executable, "-m", "runtime.train", "nosuch"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 2 and "usage" in out.stderr
+
+
+def test_warm_start_and_draft_loss(files):
+    """A run started from a model folder holds its weights at step 0; with drafts on, the draft
+    loss is computed (a finite number) and the run resumes as usual."""
+    first = Trainer(config(files, "warm-src", max_steps=4, out=str(files / "warm-model")))
+    first.run()
+    warm = Trainer(config(files, "warm-dst", max_steps=4, drafts=1.0, init=str(files / "warm-model")))
+    a, b = first.model.state_dict(), warm.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    m = warm.step()
+    assert m["draft"] > 0 and m["draft"] == m["draft"]  # finite: drafted slots were there
+    with pytest.raises(ValueError, match="shape"):
+        Trainer(config(files, "warm-bad", dim=48, init=str(files / "warm-model")))
