@@ -213,7 +213,7 @@ def corrupt_draft(text: str, document: str, rng: random.Random) -> str:
     words = list(_WORD.finditer(text))
     if words:
         w = rng.choice(words)
-        pool = _WORD.findall(document[: 20_000])
+        pool = _WORD.findall(document[:20_000])
         other = rng.choice(pool) if pool else w.group() + "_"
         if other == w.group():
             other = other + rng.choice("s_1")

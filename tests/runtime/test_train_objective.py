@@ -180,7 +180,8 @@ def test_drafted_sample_keeps_the_answer_as_target_and_the_draft_on_the_canvas(t
     )
     assert len(s.draft) == len(s.canvas) == 16 and s.draft != s.canvas
     # a draft that does not fit a canvas with room for its end is not used
-    long = make_sample(tok, Split(prefix, middle, "", "rest_of_line"), 96, 16, random.Random(0), draft="x " * 40)
+    split = Split(prefix, middle, "", "rest_of_line")
+    long = make_sample(tok, split, 96, 16, random.Random(0), draft="x " * 40)
     assert long.draft is None
 
 
