@@ -1,11 +1,12 @@
 """How should drafted canvases be judged?  The evidence behind the defaults of runtime/drafts.py.
 
-    python benchmarks/drafts_tuning.py [--n 100] [--seed 1]
+    python benchmarks/drafts_tuning.py [--n 100] [--seed 1] [--model FOLDER]
 
 On held-out single-line tasks (a seed other than the one benchmarks/workspace.py reports), each
 package its own workspace: exact match when the drafts are dropped below an acceptance score
 (the canvas then denoised by the model as without drafts), and when the tokens the model doubts
-are re-masked and denoised again.  Prints Markdown tables.
+are re-masked and denoised again, and when the draft's end slot counts.  The chosen rules go in
+the model folder's config.json (`drafts`: see runtime/drafts.py).  Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import runtime.drafts as drafts  # noqa: E402 - after the path set-up
+from runtime.drafts import DraftRules  # noqa: E402 - after the path set-up
 from runtime.eval.heldout import is_exact, iter_tasks, package_indexes, request_for, workspace_request  # noqa: E402
 from runtime.measure import cpu_name  # noqa: E402
 
@@ -37,28 +38,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=100, help="tasks per kind")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default="default", help="the model folder to tune (default: the shipped one)")
     a = ap.parse_args(argv)
     from runtime.load import load_backend
 
-    backend = load_backend("default", threads=a.threads)
+    backend = load_backend(a.model, threads=a.threads)
+    declared = backend.draft_rules
     tasks = list(iter_tasks(a.n, kinds=KINDS, seed=a.seed))
     indexes = package_indexes()
     plain = [request_for(t, 320) for t in tasks]
     drafted = [workspace_request(t, r, indexes) for t, r in zip(tasks, plain, strict=True)]
-    print(f"# Judging drafts ({cpu_name()}, {len(tasks)} held-out tasks, seed {a.seed})\n")
-    print("| setting | exact line_rest % | exact mid_line % |")
-    print("| --- | ---: | ---: |")
+    what = f"{cpu_name()}, {backend.description}, {len(tasks)} held-out tasks, seed {a.seed}"
+    print(f"# Judging drafts ({what})\n")
+    print(f"Rules the model declares: {declared}\n")
+    print("| setting | exact line_rest % | exact mid_line % | all % |")
+    print("| --- | ---: | ---: | ---: |")
     rows = [("no drafts", plain, {})]
-    rows += [(f"accept score >= {s}", drafted, {"ACCEPT_SCORE": s}) for s in (-math.inf, -6.0, -3.0, -1.0)]
-    rows += [(f"doubt probability {p}", drafted, {"DOUBT_PROBABILITY": p}) for p in (0.001, 0.01)]
-    defaults = {"ACCEPT_SCORE": drafts.ACCEPT_SCORE, "DOUBT_PROBABILITY": drafts.DOUBT_PROBABILITY}
+    bars = (-math.inf, -8.0, -6.0, -4.0, -3.0, -2.0)
+    rows += [(f"accept score >= {s}", drafted, {"accept_score": s}) for s in bars]
+    rows += [(f"doubt probability {p}", drafted, {"doubt_probability": p}) for p in (0.001, 0.01, 0.05)]
+    rows += [(f"evidence weight {w}", drafted, {"evidence_weight": w}) for w in (0.5, 1.0, 4.0)]
+    rows += [("end slot counts", drafted, {"end_slot": True})]
     for name, reqs, change in rows:
-        for key, value in {**defaults, **change}.items():
-            setattr(drafts, key, value)
+        backend.draft_rules = DraftRules(**change)
         em = exact(backend, reqs, tasks)
-        print(f"| {name} | {em['line_rest']:.1f} | {em['mid_line']:.1f} |")
-    for key, value in defaults.items():
-        setattr(drafts, key, value)
+        both = (em["line_rest"] + em["mid_line"]) / 2
+        print(f"| {name} | {em['line_rest']:.1f} | {em['mid_line']:.1f} | {both:.1f} |", flush=True)
+    backend.draft_rules = declared
     return 0
 
 

@@ -1,7 +1,7 @@
 """Workspace-aware infilling: exact match with and without the workspace, the copy heuristic as the
 baseline, tokens per forward, latency with retrieval included, index build and update costs.
 
-    python benchmarks/workspace.py [--n 200] [--seed 0] [--threads 1]
+    python benchmarks/workspace.py [--n 200] [--seed 0] [--threads 1] [--model FOLDER] [--quality-only]
 
 Held-out single-line tasks (`runtime.eval.heldout`: the rest of the line after the indentation,
 and mid-line), each held-out package as the workspace of its own files, the task's own file left
@@ -166,14 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--context-tokens", type=int, default=320)
+    ap.add_argument("--model", default="default", help="model folder (default: the shipped one)")
+    ap.add_argument("--quality-only", action="store_true", help="only the exact-match table")
     a = ap.parse_args(argv)
     from runtime.load import load_backend
 
-    backend = load_backend("default", threads=a.threads)
+    backend = load_backend(a.model, threads=a.threads)
     tasks = list(iter_tasks(a.n, kinds=KINDS, seed=a.seed))
     indexes = package_indexes()
     day = time.strftime("%Y-%m-%d")
-    print(f"# Workspace-aware infilling ({cpu_name()}, torch threads {a.threads}, {day})\n")
+    print(f"# Workspace-aware infilling ({cpu_name()}, torch threads {a.threads}, {day}, "
+          f"{backend.description})\n")  # fmt: skip
     print(f"{len(tasks)} held-out tasks (seed {a.seed}), each package its own workspace; "
           "ms include retrieval.\n")  # fmt: skip
     print("| row | exact line_rest % | exact mid_line % | exact all % | tokens/forward | p50 ms | p95 ms |")
@@ -182,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         tpf = f"{r['tpf']:.2f}" if r["tpf"] is not None else "-"
         print(f"| {r['name']} | {r['line_rest']:.1f} | {r['mid_line']:.1f} | {r['all']:.1f} | {tpf} | "
               f"{r['p50']:.1f} | {r['p95']:.1f} |")  # fmt: skip
+    if a.quality_only:
+        return 0
     warm = typing(backend, tasks[:: max(1, len(tasks) // 120)], indexes, a.context_tokens)
     print("\nTyping (warm context cache, median of 3, retrieval included): " + "; ".join(
         f"{name} p50 {p50:.1f} / p95 {p95:.1f} ms" for name, (p50, p95) in warm.items()) + ".")  # fmt: skip

@@ -4,16 +4,17 @@
     -> one batched forward over the shared context (B = drafts, `runtime.model.SharedKV`)
     -> each visible token's log-probability at its slot (the unmasked-slot head the model
        was trained with: its self-correction loss)
-    -> choose: the weakest text token's log-probability + EVIDENCE_WEIGHT * log(evidence)
-    -> accept it; slots whose token the model gives less than DOUBT_PROBABILITY are re-masked
-       and denoised again (self-correction); below ACCEPT_SCORE the drafts are dropped and
+    -> choose: the weakest text token's log-probability (and the end slot's, `end_slot`)
+       + evidence_weight * log(evidence)
+    -> accept it; slots whose token the model gives less than doubt_probability are re-masked
+       and denoised again (self-correction); below accept_score the drafts are dropped and
        the canvas is denoised as usual
 
-Measured with the shipped model on held-out tasks (`benchmarks/drafts_tuning.py`, one seed of
-tasks; docs/workspace.md reports another): every acceptance bar and every re-masking of doubted
-tokens lowered exact match, so the defaults accept the best draft whenever there is one and
-correct no token.  A model that knows the workspace layout should raise ACCEPT_SCORE and
-DOUBT_PROBABILITY.
+The three numbers are a model's (`DraftRules`, the `drafts` section of its config.json): a model
+trained on drafted canvases can be trusted to reject and correct, one that was not cannot.
+Measured with the first shipped model on held-out tasks (`benchmarks/drafts_tuning.py`):
+every acceptance bar and every re-masking of doubted tokens lowered exact match, so the rules
+for a model that declares none accept the best draft whenever there is one and correct no token.
 """
 
 from __future__ import annotations
@@ -29,9 +30,41 @@ from torch import Tensor
 from runtime.canvas import canvas_target
 from runtime.types import InfillStats
 
-EVIDENCE_WEIGHT = 2.0
-ACCEPT_SCORE = -math.inf
-DOUBT_PROBABILITY = 0.0
+
+@dataclass(frozen=True)
+class DraftRules:
+    """How a model's verification pass is read (config.json's `drafts` section)."""
+
+    evidence_weight: float = 2.0
+    accept_score: float = -math.inf
+    """Below this score the drafts are dropped (the canvas is denoised as usual)."""
+    doubt_probability: float = 0.0
+    """The accepted draft's slots whose token the model gives less than this are re-masked."""
+    end_slot: bool = False
+    """Whether the slot after the text (the draft's end) counts in the score."""
+
+    @classmethod
+    def from_config(cls, section: object) -> DraftRules:
+        """The rules of a config.json `drafts` section (None or absent: the defaults); a bad value
+        raises ValueError naming it."""
+        if section is None:
+            return cls()
+        if not isinstance(section, dict):
+            raise ValueError(f"drafts must be an object, not {section!r}")
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in section.items():
+            if key not in known:
+                continue  # notes such as "tuned_by"
+            ok = isinstance(value, bool) if key == "end_slot" else (
+                isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+            )  # fmt: skip
+            if not ok:
+                raise ValueError(f"drafts.{key}: bad value {value!r}")
+            values[key] = value
+        if not 0.0 <= values.get("doubt_probability", 0.0) < 1.0:
+            raise ValueError(f"drafts.doubt_probability must be in [0, 1), not {values['doubt_probability']}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -69,37 +102,36 @@ def draft_canvases(
     return DraftCanvases(torch.tensor(rows, dtype=torch.long), lengths, evidence)
 
 
-def judge(
-    dc: DraftCanvases,
-    logits: Tensor,
-    *,
-    evidence_weight: float | None = None,
-    doubt_probability: float | None = None,
-) -> Verdict:
+def judge(dc: DraftCanvases, logits: Tensor, rules: DraftRules = DraftRules()) -> Verdict:
     """The best draft by the model's belief in its weakest token and the retrieval evidence.
-    logits: (B, C, V) of the all-visible draft canvases.  The weights default to this module's."""
-    evidence_weight = EVIDENCE_WEIGHT if evidence_weight is None else evidence_weight
-    doubt_probability = DOUBT_PROBABILITY if doubt_probability is None else doubt_probability
+    logits: (B, C, V) of the all-visible draft canvases."""
     logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, dc.canvases[..., None])[..., 0]  # (B, C)
     best, best_score = 0, -math.inf
     for b, n in enumerate(dc.lengths):
-        score = float(logp[b, :n].min()) + evidence_weight * math.log(dc.evidence[b])
+        weakest = float(logp[b, : n + 1 if rules.end_slot else n].min())
+        score = weakest + rules.evidence_weight * math.log(dc.evidence[b])
         if score > best_score:
             best, best_score = b, score
     n = dc.lengths[best]
-    floor = math.log(doubt_probability) if doubt_probability > 0 else -math.inf
+    p = rules.doubt_probability
+    floor = math.log(p) if p > 0 else -math.inf
     doubted = [j for j in range(n + 1) if float(logp[best, j]) < floor]
     return Verdict(best, best_score, doubted)
 
 
-def verify(dc: DraftCanvases | None, forward: Callable[[Tensor], Tensor], mask_id: int) -> Verified:
+def verify(
+    dc: DraftCanvases | None,
+    forward: Callable[[Tensor], Tensor],
+    mask_id: int,
+    rules: DraftRules = DraftRules(),
+) -> Verified:
     """Run the drafts' one forward (`forward`: (B, C) canvases -> (B, C, V) logits), judge them,
     and say what to do: nothing, drop them, accept one, or accept one with its doubted slots open."""
     if dc is None:
         return Verified()
-    verdict = judge(dc, forward(dc.canvases))
+    verdict = judge(dc, forward(dc.canvases), rules)
     tried = len(dc.lengths)
-    if verdict.score < ACCEPT_SCORE:
+    if verdict.score < rules.accept_score:
         return Verified(tried=tried)
     ids = dc.canvases[verdict.index].tolist()
     if not verdict.doubted:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from kernels import set_kernels_enabled
 from runtime.backends.base import Backend
 from runtime.backends.embedded import EmbeddedBackend
+from runtime.drafts import DraftRules
 from runtime.measure import cpu_has_native_bf16
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
@@ -64,6 +65,10 @@ def load_embedded(
         return random_embedded(where, device=device, seed=seed, compute_dtype=compute)
     compute = resolve_embedded_dtype(dtype, device)
     model, tok, name, max_context = load_folder(where)
+    try:
+        rules = DraftRules.from_config(read_config(where).get("drafts"))
+    except ValueError as e:
+        raise ModelLoadError(f"{where / 'config.json'}: {e}") from None
     model = model.to(device)
     if compute is not None:
         model.cast_matrices(compute)
@@ -74,6 +79,7 @@ def load_embedded(
         description=name,
         max_context_tokens=max_context,
         compute_dtype=compute,
+        draft_rules=rules,
     )
 
 

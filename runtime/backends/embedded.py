@@ -20,7 +20,7 @@ from runtime.blocks import Tally, run_chain
 from runtime.cache import DEFAULT_CACHE_BYTES, ContextCache
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
 from runtime.context import Context, build_context
-from runtime.drafts import Verified, verify
+from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -44,6 +44,7 @@ class EmbeddedBackend(Backend):
         description: str = "",
         max_context_tokens: int | None = None,
         compute_dtype: torch.dtype | None = None,
+        draft_rules: DraftRules | None = None,
     ) -> None:
         super().__init__()
         if model.args.vocab_size < tokenizer.vocab_size:
@@ -58,6 +59,8 @@ class EmbeddedBackend(Backend):
         the canvas at distances the model never saw, which hurts more than the lost text helps."""
         self.compute_dtype = compute_dtype
         """Autocast dtype of the matrix products (None: float32); see load.resolve_embedded_dtype."""
+        self.draft_rules = draft_rules or DraftRules()
+        """How this model's verification of drafts is read (its config.json `drafts` section)."""
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
         self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
@@ -84,7 +87,7 @@ class EmbeddedBackend(Backend):
             verified = Verified()
             if req.drafts and req.draft is None and not req.exact_length:
                 dc = drafted_canvases(self.tok, ctx.heal, req.drafts, canvas_len)
-                verified = verify(dc, context.verify, self.tok.mask_id)  # one forward for all drafts
+                verified = verify(dc, context.verify, self.tok.mask_id, self.draft_rules)  # one forward
             plan = self._plan(req, ctx.heal, canvas_len, generator, verified.initial)
             out, tally = verified.out, Tally()
             if out is None:

@@ -26,20 +26,8 @@ def test_main_prints_a_table_and_plot(tmp_path, capsys, monkeypatch):
     doc = SourceFile("test:self", "MIT", "self.py", SOURCE)
     monkeypatch.setattr("runtime.eval.heldout.heldout_documents", lambda corpus=None: [doc])
     out = tmp_path / "p.png"
-    code = main(
-        [
-            "--model",
-            "tiny",
-            "--n",
-            "1",
-            "--kinds",
-            "line_rest",
-            "--policies",
-            "sequential,adaptive",
-            "--plot",
-            str(out),
-        ]
-    )
+    code = main(["--model", "tiny", "--n", "1", "--kinds", "line_rest", "--policies", "sequential,adaptive",
+                 "--plot", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and "exact%" in text and "adaptive" in text
     assert out.exists() and out.stat().st_size > 1000

@@ -106,9 +106,8 @@ def test_no_kernels_turns_the_kernels_off_for_infill_and_serve(capsys, source, m
 
     monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
     try:
-        code, _, _ = run(
-            capsys, "infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "2", "--no-kernels"
-        )
+        code, _, _ = run(capsys, "infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "2",
+                         "--no-kernels")
         assert code == 0 and not kernels.kernels_enabled()
         code, _, _ = run(capsys, "infill", f"{source}:2:12", "--model", "tiny", "--max-tokens", "2")
         assert code == 0 and kernels.kernels_enabled()

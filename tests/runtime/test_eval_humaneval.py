@@ -110,11 +110,7 @@ def test_a_healed_newline_does_not_end_a_single_line():
         return logits
 
     spec = canvas_spec(
-        4,
-        mask_id=mask,
-        pad_id=pad,
-        banned_ids=(mask,),
-        first_slot_ids=(newline_tok,),
+        4, mask_id=mask, pad_id=pad, banned_ids=(mask,), first_slot_ids=(newline_tok,),
         stop_ids=frozenset({newline_tok}),
     )
     out = denoise(forward, spec, make_policy("sequential", 4))

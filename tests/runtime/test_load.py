@@ -104,3 +104,16 @@ def test_missing_default_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr("runtime.load.DEFAULT_MODEL_DIR", tmp_path / "dg-code-small")
     with pytest.raises(ModelLoadError, match=r"default model is missing.*pip install -e"):
         load_embedded("default")
+
+
+def test_draft_rules_are_read_from_the_folder(folder):
+    path, _ = folder
+    assert load_embedded(str(path)).draft_rules.accept_score == float("-inf")  # none declared
+    cfg = path / "config.json"
+    good = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps({**good, "drafts": {"accept_score": -5.0, "doubt_probability": 0.02}}))
+    rules = load_embedded(str(path)).draft_rules
+    assert rules.accept_score == -5.0 and rules.doubt_probability == 0.02
+    cfg.write_text(json.dumps({**good, "drafts": {"accept_score": "low"}}))
+    with pytest.raises(ModelLoadError, match=r"config\.json: drafts\.accept_score"):
+        load_embedded(str(path))

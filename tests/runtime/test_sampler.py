@@ -132,15 +132,9 @@ def test_draft_canvas_keeps_committed_tokens():
 
 def test_temperature_sampling_is_reproducible_with_a_seed():
     fwd = scripted([5, 6, 7, 8, 9, 10, 11, 5], sharp=1.0)
-    run = lambda seed: (
-        denoise(  # noqa: E731
-            fwd,
-            spec(),
-            make_policy("entropy", 8),
-            temperature=1.0,
-            generator=torch.Generator().manual_seed(seed),
-        ).tokens
-    )
+    run = lambda seed: denoise(  # noqa: E731
+        fwd, spec(), make_policy("entropy", 8), temperature=1.0, generator=torch.Generator().manual_seed(seed)
+    ).tokens
     assert run(3) == run(3)
     assert any(run(3) != run(s) for s in range(4, 10))
 

@@ -3,9 +3,10 @@ runtime.drafts (drafted canvases), with real files in tmp_path and the tiny mode
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from runtime.drafts import draft_canvases, judge
+from runtime.drafts import DraftRules, draft_canvases, judge
 from runtime.retrieval import line_drafts
 from runtime.workspace import WorkspaceIndex, WorkspaceLimits, read_text_file
 
@@ -107,7 +108,20 @@ def test_judge_prefers_the_evidence_and_finds_doubted_slots(tiny_backend):
     assert judge(dc, logits).index == 1
     logits[1, 1, :] = 5.0
     logits[1, 1, dc.canvases[1, 1]] = -5.0  # the model doubts the 2nd token of draft 1
-    verdict = judge(dc, logits, evidence_weight=0.0, doubt_probability=0.001)  # uniform rows give 1/261 each
+    verdict = judge(dc, logits, DraftRules(evidence_weight=0.0, doubt_probability=0.001))  # uniform: 1/261
     assert verdict.index == 0 and verdict.doubted == []
-    verdict = judge(dc, logits, evidence_weight=10.0, doubt_probability=0.001)  # uniform rows give 1/261 each
+    verdict = judge(dc, logits, DraftRules(evidence_weight=10.0, doubt_probability=0.001))
     assert verdict.index == 1 and verdict.doubted == [1]
+    logits[0, 3, :] = 5.0  # the end slot of draft 0 (a pad) is doubted too
+    logits[0, 3, tok.pad_id] = -10.0
+    assert judge(dc, logits, DraftRules(evidence_weight=0.0)).index == 0
+    assert judge(dc, logits, DraftRules(evidence_weight=0.0, end_slot=True)).index == 1
+
+
+def test_draft_rules_come_from_the_model_config():
+    assert DraftRules.from_config(None) == DraftRules()
+    rules = DraftRules.from_config({"accept_score": -4, "doubt_probability": 0.01, "tuned_by": "a note"})
+    assert rules.accept_score == -4 and rules.doubt_probability == 0.01 and rules.evidence_weight == 2.0
+    for bad in ({"accept_score": "high"}, {"doubt_probability": 1.5}, {"end_slot": 1}, [1]):
+        with pytest.raises(ValueError, match="drafts"):
+            DraftRules.from_config(bad)
