@@ -6,7 +6,8 @@
                  generation_config expand_token_id/delete_token_id)
     diffucoder   model_type "dream" and <|dlm_pad|> in the tokenizer              AutoModel  yes
     dream        model_type "dream" (Dream-7B, Dream-Coder-7B)                    AutoModel  yes
-    open-dcoder  native model_type "qwen2" with generation_config mask_token_id   CausalLM   yes
+    open-dcoder  native model_type "qwen2" with a mask id (generation_config,      CausalLM   yes
+                 config.json or the tokenizer's mask token)
     generic      a folder that states the contract itself: its own code and a     Auto...    config
                  mask_token_id in config.json, or a native masked-LM architecture
 
@@ -41,6 +42,8 @@ class FolderFacts:
     vocab: dict[str, int]
     native: bool
     """transformers knows the model_type itself (no modeling code runs from the folder)."""
+    tokenizer_mask: int | None = None
+    """The tokenizer's own mask token id, if it names one."""
 
     @property
     def model_type(self) -> str:
@@ -101,6 +104,12 @@ def _dreamon(f: FolderFacts) -> bool:
     return _dream(f) and (f.has(EXPAND, DELETE) or named)
 
 
+def _open_dcoder(f: FolderFacts) -> bool:
+    """Qwen2 trained as a masked diffusion model: an ordinary Qwen2 folder names no mask token."""
+    named = (f.generation.get("mask_token_id"), f.cfg.get("mask_token_id"), f.tokenizer_mask)
+    return f.native and f.model_type == "qwen2" and any(isinstance(v, int) for v in named)
+
+
 def _generic(f: FolderFacts) -> bool:
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
@@ -120,8 +129,7 @@ FAMILIES: tuple[Family, ...] = (
            end_tokens=("<|im_end|>",)),
     Family("dream", "Dream-v0-Base-7B, Dream-v0-Instruct-7B, Dream-Coder-v0-7B", _dream, shift_logits=True,
            shims=REMOTE_SHIMS + DREAM_SHIMS),
-    Family("open-dcoder", "Open-dCoder-0.5B", lambda f: f.native and f.model_type == "qwen2"
-           and isinstance(f.generation.get("mask_token_id"), int), auto_classes=("AutoModelForCausalLM",),
+    Family("open-dcoder", "Open-dCoder-0.5B", _open_dcoder, auto_classes=("AutoModelForCausalLM",),
            shift_logits=True, bidirectional=True, bos=False),
     Family("generic", "folders that name their mask_token_id (docs/backends.md)", _generic,
            auto_classes=("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM"), shift_logits=None,

@@ -184,7 +184,7 @@ def load_masked(
     with load_errors(path, device):
         config = AutoConfig.from_pretrained(path, trust_remote_code=remote, local_files_only=True)
     tok = load_tokenizer(path, trust_remote_code=remote)
-    facts = FolderFacts(cfg, read_generation_config(path), tok.get_vocab(), native)
+    facts = FolderFacts(cfg, read_generation_config(path), tok.get_vocab(), native, tok.mask_token_id)
     mask = find_mask_id(facts, config, tok)
     if mask is None:
         raise ModelLoadError(

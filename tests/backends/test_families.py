@@ -216,6 +216,20 @@ def test_open_dcoder_mask_from_generation_config(folders):
     assert type(b.model).__name__ == "Qwen2ForCausalLM"  # not the headless Qwen2Model
 
 
+def test_open_dcoder_mask_from_its_tokenizer(tmp_path):
+    """Open-dLLM's own scripts read tokenizer.mask_token_id: a Qwen2 folder whose tokenizer names its
+    mask token is Open-dCoder too."""
+    path = write_open_dcoder(tmp_path / "odc-tokenizer-mask")
+    (path / "generation_config.json").unlink()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.add_special_tokens({"mask_token": "<|mdm|>"})
+    tok.save_pretrained(path)
+    b = load_backend(str(path))
+    assert isinstance(b, MaskedBackend) and b.family.name == "open-dcoder" and b.mask_id == 98
+
+
 def test_unknown_family_is_one_line(tmp_path):
     """A causal LM with a mask token in its tokenizer is no family we can run: one line saying so."""
     path = write_open_dcoder(tmp_path / "qwen-with-mask")
