@@ -17,7 +17,7 @@ time only; the folder is never edited), whether its causal architecture must be 
 both ways, whether its head is shifted, the spellings of its special tokens and its layout:
 
     [bos] prefix canvas suffix [eos]      bos where the family uses one, eos after the suffix
-                                          for DreamOn (its training layout)
+                                          for DreamOn (its published infilling layout)
 """
 
 from __future__ import annotations
