@@ -5,6 +5,7 @@
                  free     all slots open; the text ends at a pad, else a next canvas continues
                  exact    free canvases, then a last one with exactly the tokens still to come
                  drafted  a draft's tokens in canvas-sized chunks, a fraction re-masked
+                 span     one canvas whose span grows and shrinks (DreamOn's expand/delete)
 
 A free canvas follows `VariableLength` (a pad or a stop token ends the text);
 every canvas follows `WeakEnd`; the first canvas of a completion on a blank line
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from runtime.rules import CanvasRule, ContentRule, VariableLength, WeakEnd
+from runtime.rules import CanvasRule, ContentRule, SpanEdits, VariableLength, WeakEnd
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,30 @@ def draft_plan(
 
     total = max(max_tokens, sum(map(len, drafts)))
     return CanvasPlan(total, frozenset({pad_id}), spec, drafted=len(drafts))
+
+
+def span_plan(
+    start: int,
+    room: int,
+    *,
+    mask_id: int,
+    expand_id: int,
+    delete_id: int,
+    banned_ids: tuple[int, ...],
+    end_ids: frozenset[int],
+) -> CanvasPlan:
+    """One canvas of `room` slots whose span starts as `start` open slots and grows or shrinks as
+    the model commits expand or delete (`SpanEdits`; at most `room` expansions).  The text is the
+    span; delete is the canvas's pad, so self-correction never re-opens the room."""
+    start = max(1, min(start, room))
+    initial = (mask_id,) * start + (delete_id,) * (room - start)
+    rule = SpanEdits(expand_id, delete_id, mask_id, budget=room)
+    canvas = CanvasSpec(initial, mask_id, delete_id, tuple(banned_ids), None, (rule,))
+
+    def spec(index: int, produced: int) -> CanvasSpec | None:
+        return canvas if index == 0 else None
+
+    return CanvasPlan(room, end_ids | {delete_id}, spec)
 
 
 def draft_canvases(

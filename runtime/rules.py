@@ -175,3 +175,75 @@ def _undecided_or_text_before(masked: Tensor, content: Tensor) -> Tensor:
     """(C,) bool: some slot before j is still open or holds text."""
     open_or_text = (masked | content).long()
     return (torch.cumsum(open_or_text, 0) - open_or_text) > 0
+
+
+@dataclass(frozen=True)
+class SpanEdits(CanvasRule):
+    """DreamOn's variable span, in our loop's terms (its published sampler, docs/backends.md).
+
+    The canvas is room for the span: the span is its leading slots; the room after it holds
+    `delete_id`, committed, and the backend never shows it to the model (its forward feeds the
+    span only).  After each step's commits:
+
+    * a committed delete closes every open slot after it (they become deletes too), then every
+      delete leaves the span: the slots after it move left and the room grows;
+    * a committed expand becomes two open slots: the slots after it move right into the room.
+      At most `budget` expansions per canvas; an expand beyond the room or the budget opens its
+      slot again, and after the deadline it is dropped (the text is returned as it stands).
+
+    Proposing expand is forbidden while there is no room or the budget is spent, so the loop
+    still ends: each step commits a slot, and only the bounded expansions open new ones."""
+
+    expand_id: int
+    delete_id: int
+    mask_id: int
+    budget: int
+
+    def _allowance(self, state: CanvasState) -> int:
+        room = int((state.tokens == self.delete_id).sum())
+        return 0 if state.deadline_hit else min(room, self.budget - state.counters.get("expand", 0))
+
+    def constrain(self, logits: Tensor, state: CanvasState) -> None:
+        if self._allowance(state) <= 0:
+            logits[:, self.expand_id] = -torch.inf
+
+    def settle(self, state: CanvasState) -> None:
+        tokens, masked = state.tokens, state.masked
+        if state.deadline_hit:
+            tokens[tokens == self.expand_id] = self.delete_id
+        deletes = tokens == self.delete_id
+        first = int(deletes.nonzero()[0]) if deletes.any() else len(tokens)
+        if bool(masked[first:].any()):  # a delete closes the open slots after it
+            late = masked.clone()
+            late[:first] = False
+            tokens[late] = self.delete_id
+            masked[late] = False
+        keep = tokens != self.delete_id
+        if bool((~keep[: int(keep.sum())]).any()):  # a delete inside the span: close the gap
+            state.move(torch.cat([keep.nonzero().flatten(), (~keep).nonzero().flatten()]))
+            self._to_room(state, int(keep.sum()))
+        if bool((tokens == self.expand_id).any()):
+            self._expand(state)
+
+    def _to_room(self, state: CanvasState, start: int) -> None:
+        state.tokens[start:] = self.delete_id
+        state.masked[start:] = False
+        state.committed_at[start:] = -2
+        state.remask_count[start:] = 0
+
+    def _expand(self, state: CanvasState) -> None:
+        tokens, length = state.tokens, len(state.tokens)
+        span = int((tokens != self.delete_id).sum())
+        slots = (tokens[:span] == self.expand_id).nonzero().flatten().tolist()
+        growing = set(slots[: max(0, self._allowance(state))])
+        order: list[int] = []
+        for i in range(span):
+            order += [i, i] if i in growing else [i]
+        order += list(range(span, length))[: length - len(order)]
+        state.move(torch.tensor(order, dtype=torch.long))
+        opened = (state.tokens == self.expand_id).nonzero().flatten()  # both halves, and the refused
+        state.tokens[opened] = self.mask_id
+        state.masked[opened] = True
+        state.committed_at[opened] = -1
+        state.remask_count[opened] = 0
+        state.counters["expand"] = state.counters.get("expand", 0) + len(growing)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -52,6 +52,8 @@ class CanvasState:
     deadline_hit: bool = False
     previous: Tensor | None = None
     """(C,) the proposals of the previous step."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """Per-canvas counts a rule keeps (`runtime.rules.SpanEdits`: expansions so far)."""
 
     @classmethod
     def start(cls, spec: CanvasSpec) -> CanvasState:
@@ -64,6 +66,14 @@ class CanvasState:
         self.tokens[slot] = self.mask_id
         self.masked[slot] = True
         self.committed_at[slot] = -1
+
+    def move(self, order: Tensor) -> None:
+        """Rearrange every per-slot record: slot i takes what slot `order[i]` held (a rule that
+        inserts or drops slots in a span, `runtime.rules.SpanEdits`)."""
+        for t in (self.tokens, self.masked, self.committed_at, self.remask_count):
+            t.copy_(t[order])
+        if self.previous is not None:
+            self.previous = self.previous[order]
 
     def outcome(self) -> CanvasOutcome:
         return CanvasOutcome(self.tokens.tolist(), self.forwards, self.remasked, self.deadline_hit)
@@ -205,7 +215,7 @@ def apply(decision: Decision, view: StepView, spec: CanvasSpec, state: CanvasSta
     tokens[commit] = view.proposal[commit]
     masked &= ~commit
     state.committed_at[commit] = state.step
+    state.previous = view.proposal  # before the rules settle: a rule that moves slots moves it too
     for rule in spec.rules:
         rule.settle(state)
-    state.previous = view.proposal
     state.step += 1

@@ -1,18 +1,18 @@
 """LLaDA/Dream-style bidirectional masked diffusion models from a local Hugging Face folder.
 
-    request -> prefix ids + canvas of masks + suffix ids -> runtime.blocks.run_chain -> text
+    request -> [bos] prefix ids + canvas of masks + suffix ids [eos] -> runtime.blocks.run_chain -> text
 
 These models see the whole sequence at once, so the middle is masked in
 place: every step is one forward over prefix + canvas + suffix, and the
 canvas rows of the logits go to our one denoising loop, so every policy
 (`sequential`, `llada`, `threshold`, `entropy`, `adaptive`) applies.  The
-model fills the tail of the canvas with its end token (EOS, else pad), which
-ends the middle.  No K/V cache: the canvas attends both ways.
+model fills the tail of the canvas with its pad (EOS, DiffuCoder's
+<|dlm_pad|>), which ends the middle.  No K/V cache: the canvas attends both ways.
 
-Dream-style models were initialised from an autoregressive model and keep its
-shifted head: the logits at position i predict token i + 1.  Those are
-recognised by `model_type` ("Dream") or a `"shift_logits": true` entry in
-config.json.  Special ids come from the folder's config and tokenizer.
+What differs between the published models (how to load, attention, a shifted
+head, special ids, layout) is a `runtime.backends.families.Family`, detected
+from the folder; DreamOn's span grows and shrinks (`runtime.rules.SpanEdits`):
+its forward feeds only the span, not the room after it.
 """
 
 from __future__ import annotations
@@ -25,21 +25,28 @@ import torch
 from torch import Tensor
 
 from runtime.backends.base import Backend
+from runtime.backends.families import (
+    Family,
+    FolderFacts,
+    SpecialIds,
+    detect_family,
+    find_mask_id,
+    read_generation_config,
+    special_ids,
+)
 from runtime.backends.hf import REMOTE_CODE_HINT, load_errors, load_tokenizer, resolve_dtype
 from runtime.backends.layout import clean_middle
 from runtime.blocks import Tally, run_chain
-from runtime.canvas import CanvasSpec, draft_plan, free_plan
+from runtime.canvas import CanvasPlan, CanvasSpec, draft_plan, free_plan, span_plan
 from runtime.context import clip_context
 from runtime.drafts import Verified, draft_canvases, verify
 from runtime.policies import make_policy
 from runtime.sampler import Forward
 from runtime.types import InfillRequest, InfillResult, ModelLoadError, one_line
 
-SHIFTED_MODEL_TYPES = frozenset({"dream"})
-MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
-"""Mask token spellings looked up in the tokenizer when neither config nor tokenizer names one."""
-AUTO_CLASSES = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")
 DEFAULT_CANVAS = 32
+SPAN_START = 4
+"""DreamOn's starting span (its quickstart and evaluation default, `min_gen_len` 4)."""
 
 
 def canvas_rows(logits: Tensor, start: int, length: int, *, shift: bool) -> Tensor:
@@ -50,38 +57,27 @@ def canvas_rows(logits: Tensor, start: int, length: int, *, shift: bool) -> Tens
     return logits[start : start + length]  # (C, V)
 
 
+ModelCall = Callable[[Tensor], Tensor]
+"""(B, L) ids -> (B, L, V) logits: the model with its family's attention mode."""
+
+
 class MaskedBackend(Backend):
     name = "masked"
 
     def __init__(
-        self,
-        model,
-        tokenizer,
-        *,
-        mask_id: int,
-        end_id: int,
-        shift_logits: bool,
-        description: str = "",
-        canvas_len: int = DEFAULT_CANVAS,
-    ) -> None:
+        self, model, tokenizer, *, family: Family, ids: SpecialIds, shift_logits: bool, call: ModelCall,
+        description: str = "", canvas_len: int = DEFAULT_CANVAS,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.model = model.eval()
         self.tok = tokenizer
-        self.mask_id = mask_id
-        self.end_id = end_id
+        self.family, self.ids, self.call = family, ids, call
+        self.mask_id, self.end_id, self.end_ids = ids.mask, ids.pad, ids.ends
+        self.banned = ids.banned
         self.shift_logits = shift_logits
         self.description = description or "masked diffusion model"
         self.canvas_len = canvas_len
         self.device = next(model.parameters()).device
-        ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id, end_id) if i is not None}
-        self.end_ids = frozenset(ends)
-        vocab = (
-            int(model.get_output_embeddings().weight.shape[0])
-            if model.get_output_embeddings()
-            else len(tokenizer)
-        )
-        specials = set(tokenizer.all_special_ids) | {mask_id}
-        self.banned = tuple(sorted((specials - ends) | set(range(len(tokenizer), vocab))))
 
     def _encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False)
@@ -93,33 +89,42 @@ class MaskedBackend(Backend):
         prefix, suffix = clip_context(
             req.prefix, req.suffix, req.context_tokens, self._encode, self.tok.decode
         )
-        head = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
-        if self.shift_logits and not head:
-            head = [self.end_id]  # a document separator, so slot 0 has a row to come from
-        context = _Sequence(self, head + self._encode(prefix), self._encode(suffix))
+        before = ([self.ids.bos] if self.ids.bos is not None else []) + self._encode(prefix)
+        if self.shift_logits and not before:
+            before = [self.end_id]  # a document separator, so slot 0 has a row to come from
+        tail = [self.ids.eos_tail] if self.ids.eos_tail is not None else []
+        context = _Sequence(self, before, self._encode(suffix) + tail)
         generator = torch.Generator().manual_seed(req.seed) if req.temperature > 0 else None
         with torch.inference_mode():
+            spans = self.ids.delete is not None  # drafts are whole canvases: not for a growing span
             verified = verify(
                 draft_canvases(None, "", req.drafts, canvas_len, encode=self._encode, end_id=self.end_id),
                 context.verify, self.mask_id,
-            ) if req.drafts else Verified()  # fmt: skip
+            ) if req.drafts and not spans else Verified()  # fmt: skip
             out, tally = verified.out, Tally()
             if out is None:
-                if verified.initial is not None:
-                    plan = draft_plan([verified.initial], req.max_tokens, mask_id=self.mask_id,
-                                      pad_id=self.end_id, banned_ids=self.banned)  # fmt: skip
-                else:
-                    plan = free_plan(
-                        canvas_len, req.max_tokens, mask_id=self.mask_id, pad_id=self.end_id,
-                        banned_ids=self.banned, end_ids=self.end_ids, shrink_last=True,
-                    )
                 out, tally = run_chain(
-                    plan, context, policy, req, decode=self.tok.decode, started=started,
-                    should_cancel=should_cancel, generator=generator,
-                )
+                    self._plan(req, canvas_len, verified), context, policy, req, decode=self.tok.decode,
+                    started=started, should_cancel=should_cancel, generator=generator,
+                )  # fmt: skip
         text = clean_middle(self.tok.decode(out, skip_special_tokens=True), req)
         stats = tally.stats(tokens=len(out), context_tokens=context.size, started=started)
         return InfillResult(text=text, stats=verified.count(stats, out))
+
+    def _plan(self, req: InfillRequest, canvas_len: int, verified: Verified) -> CanvasPlan:
+        ids = self.ids
+        if verified.initial is not None:
+            return draft_plan([verified.initial], req.max_tokens, mask_id=ids.mask, pad_id=ids.pad,
+                              banned_ids=self.banned)  # fmt: skip
+        if ids.expand is not None and ids.delete is not None:
+            return span_plan(
+                req.canvas_tokens or SPAN_START, req.max_tokens, mask_id=ids.mask, expand_id=ids.expand,
+                delete_id=ids.delete, banned_ids=self.banned, end_ids=self.end_ids,
+            )  # fmt: skip
+        return free_plan(
+            canvas_len, req.max_tokens, mask_id=ids.mask, pad_id=ids.pad,
+            banned_ids=self.banned, end_ids=self.end_ids, shrink_last=True,
+        )  # fmt: skip
 
 
 class _Sequence:
@@ -133,13 +138,18 @@ class _Sequence:
     def forward(self, spec: CanvasSpec) -> Forward:
         head = torch.tensor(self.before, dtype=torch.long)  # (P,)
         tail = torch.tensor(self.after, dtype=torch.long)  # (S,)
-        start, model, device = len(self.before), self.backend.model, self.backend.device
-        shift = self.backend.shift_logits
+        start, call, device = len(self.before), self.backend.call, self.backend.device
+        shift, room = self.backend.shift_logits, self.backend.ids.delete
 
         def forward(canvas: Tensor) -> Tensor:
-            ids = torch.cat([head, canvas, tail])[None].to(device)  # (1, P + C + S)
-            logits = model(input_ids=ids).logits[0]  # (P + C + S, V)
-            return canvas_rows(logits, start, canvas.shape[0], shift=shift)  # (C, V) on the device
+            span = canvas if room is None else canvas[canvas != room]  # DreamOn: the span only
+            ids = torch.cat([head, span, tail])[None].to(device)  # (1, P + n + S)
+            rows = canvas_rows(call(ids)[0], start, span.shape[0], shift=shift)  # (n, V) on the device
+            if span.shape[0] == canvas.shape[0]:
+                return rows
+            filler = rows.new_zeros(canvas.shape[0] - span.shape[0], rows.shape[1])  # the room: certain
+            filler[:, room] = 100.0
+            return torch.cat([rows, filler])  # (C, V)
 
         return forward
 
@@ -149,38 +159,12 @@ class _Sequence:
         head = torch.tensor(self.before, dtype=torch.long).expand(b, -1)  # (B, P)
         tail = torch.tensor(self.after, dtype=torch.long).expand(b, -1)  # (B, S)
         ids = torch.cat([head, canvases, tail], dim=1).to(self.backend.device)  # (B, P + C + S)
-        logits = self.backend.model(input_ids=ids).logits  # (B, P + C + S, V)
+        logits = self.backend.call(ids)  # (B, P + C + S, V)
         start, shift = len(self.before), self.backend.shift_logits
         return torch.stack([canvas_rows(row, start, c, shift=shift) for row in logits]).float().cpu()
 
     def append(self, body: list[int]) -> None:
         self.before = self.before + body
-
-
-def find_mask_id(config, tokenizer) -> int | None:
-    """The mask id: config.mask_token_id, else the tokenizer's mask token, else a known spelling."""
-    for value in (getattr(config, "mask_token_id", None), tokenizer.mask_token_id):
-        if isinstance(value, int):
-            return value
-    vocab = tokenizer.get_vocab()
-    for token in MASK_TOKENS:
-        if token in vocab:
-            return vocab[token]
-    return None
-
-
-def find_end_id(config, tokenizer) -> int | None:
-    for value in (
-        tokenizer.eos_token_id,
-        getattr(config, "eos_token_id", None),
-        tokenizer.pad_token_id,
-        getattr(config, "pad_token_id", None),
-    ):
-        if isinstance(value, list) and value:
-            value = value[0]
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def load_masked(
@@ -193,46 +177,44 @@ def load_masked(
 ) -> MaskedBackend:
     from transformers import AutoConfig
 
-    model_type = str(cfg.get("model_type", ""))
-    auto_map = cfg.get("auto_map") or {}
-    remote = _runs_own_code(path, model_type, auto_map, allow_remote_code)
+    from runtime.backends.families import attention_call
+
+    native = _is_native(cfg)
+    remote = _runs_own_code(path, cfg, native, allow_remote_code)
     with load_errors(path, device):
         config = AutoConfig.from_pretrained(path, trust_remote_code=remote, local_files_only=True)
     tok = load_tokenizer(path, trust_remote_code=remote)
-    mask_id = find_mask_id(config, tok)
-    if mask_id is None:
+    facts = FolderFacts(cfg, read_generation_config(path), tok.get_vocab(), native, tok.mask_token_id)
+    mask = find_mask_id(facts, config, tok)
+    if mask is None:
         raise ModelLoadError(
-            f"{path} ({model_type or 'no model_type'}) has no mask token in config.json or its tokenizer: "
-            "it is not a masked diffusion model"
+            f"{path} ({cfg.get('model_type') or 'no model_type'}) has no mask token in config.json, "
+            "generation_config.json or its tokenizer: it is not a masked diffusion model"
         )
-    end_id = find_end_id(config, tok)
-    if end_id is None:
-        raise ModelLoadError(
-            f"{path}: neither config nor tokenizer names an EOS or pad token to end the middle"
-        )
-    names = [n for n in AUTO_CLASSES if n in auto_map] if remote else list(AUTO_CLASSES)
-    if not names:
-        raise ModelLoadError(f"{path}: auto_map names none of {', '.join(AUTO_CLASSES)}")
-    kwargs: dict = {
-        "config": config,
-        "trust_remote_code": remote,
-        "local_files_only": True,
-        "dtype": resolve_dtype(dtype, device),
-    }
-    model = _from_pretrained(path, names, kwargs, device)
-    shift = bool(getattr(config, "shift_logits", model_type.lower() in SHIFTED_MODEL_TYPES))
+    family = detect_family(facts, path)
+    model = _load_model(path, family, cfg, config, remote, device, dtype)
+    head = model.get_output_embeddings()
+    ids = special_ids(family, facts, config, tok, mask, int(head.weight.shape[0]) if head else len(tok))
+    shift = family.shift_logits
+    if shift is None:  # the generic family: config.json says
+        shift = bool(getattr(config, "shift_logits", False))
     backend = MaskedBackend(
-        model, tok, mask_id=mask_id, end_id=end_id, shift_logits=shift, description=f"{path.name} (masked)"
-    )
+        model, tok, family=family, ids=ids, shift_logits=shift, call=attention_call(model, family),
+        description=f"{path.name} ({family.name}, masked)",
+    )  # fmt: skip
     _probe(backend, path)
     return backend
 
 
-def _runs_own_code(path: Path, model_type: str, auto_map: dict, allowed: bool) -> bool:
-    """Whether the folder needs its own modeling code; refused unless `allowed`."""
+def _is_native(cfg: dict) -> bool:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    native = model_type in CONFIG_MAPPING_NAMES
+    return cfg.get("model_type") in CONFIG_MAPPING_NAMES
+
+
+def _runs_own_code(path: Path, cfg: dict, native: bool, allowed: bool) -> bool:
+    """Whether the folder needs its own modeling code; refused unless `allowed`."""
+    auto_map = cfg.get("auto_map") or {}
     remote = bool(auto_map) and not native
     if remote and not allowed:
         files = sorted({str(v).split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str)})
@@ -241,23 +223,47 @@ def _runs_own_code(path: Path, model_type: str, auto_map: dict, allowed: bool) -
         )
     if not remote and not native:
         raise ModelLoadError(
-            f"{path}: unknown model_type {model_type!r} and no modeling code (auto_map) in the folder"
+            f"{path}: unknown model_type {cfg.get('model_type')!r} and no modeling code (auto_map) in it"
         )
     return remote
 
 
-def _from_pretrained(path: Path, names: list[str], kwargs: dict, device: str):
-    """The first of the auto classes `names` that loads the folder, on `device`."""
-    import transformers
+def _load_model(path: Path, family: Family, cfg: dict, config, remote: bool, device: str, dtype: str | None):
+    """The family's model class, with its load shims, on `device`."""
+    from runtime.backends import shims
 
+    kwargs = {"config": config, "local_files_only": True, "dtype": resolve_dtype(dtype, device)}
+    auto_map = cfg.get("auto_map") or {}
+    names = [n for n in family.auto_classes if n in auto_map] if remote else list(family.auto_classes)
+    if not names:
+        raise ModelLoadError(f"{path}: auto_map names none of {', '.join(family.auto_classes)}")
     errors = []
-    with load_errors(path, device):
+    with load_errors(path, device), shims.loading(family.shims):
         for name in names:
             try:
-                return getattr(transformers, name).from_pretrained(path, **kwargs).to(device)
+                model = _model_class(path, name, auto_map if remote else None, family).from_pretrained(
+                    path, **kwargs
+                )
             except ValueError as e:  # "Unrecognized configuration class ... for this kind of AutoModel"
                 errors.append(one_line(e))
+                continue
+            shims.after_load(model, family.shims)
+            return model.to(device)
     raise ModelLoadError(f"cannot load {path} as a masked model: {errors[-1]}")
+
+
+def _model_class(path: Path, name: str, auto_map: dict | None, family: Family):
+    """transformers' auto class `name`, or the folder's own class behind it, shimmed."""
+    import transformers
+
+    if auto_map is None:
+        return getattr(transformers, name)
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    from runtime.backends.shims import shimmed_class
+
+    cls = get_class_from_dynamic_module(auto_map[name], str(path), local_files_only=True)
+    return shimmed_class(cls, family.shims)
 
 
 def _probe(backend: MaskedBackend, path: Path) -> None:
@@ -265,7 +271,7 @@ def _probe(backend: MaskedBackend, path: Path) -> None:
     ids = torch.tensor([[backend.end_id, backend.mask_id]], device=backend.device)  # (1, 2)
     try:
         with torch.inference_mode():
-            logits = backend.model(input_ids=ids).logits
+            logits = backend.call(ids)
     except Exception as e:
         raise ModelLoadError(f"{path}: test forward failed: {one_line(e)}") from None
     if logits is None or logits.ndim != 3 or logits.shape[-1] < len(backend.tok):
