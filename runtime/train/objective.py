@@ -335,6 +335,23 @@ def collate(
     gen = torch.Generator().manual_seed(rng.getrandbits(63))
     if ctx_fraction < 1.0:
         context &= torch.rand(b, seq, generator=gen) < ctx_fraction
+    canvas = ids[:, ctx_len:]  # (B, C) view
+    canvas_masked, drafted = _noise_canvases(tok, samples, canvas, gen, corrupt, draft_visible)
+    masked = torch.zeros(b, seq, dtype=torch.bool)
+    masked[:, ctx_len:] = canvas_masked
+    unmasked = torch.zeros(b, seq, dtype=torch.bool)
+    unmasked[:, ctx_len:] = ~canvas_masked & ~drafted[:, None]
+    on_draft = torch.zeros(b, seq, dtype=torch.bool)
+    on_draft[:, ctx_len:] = ~canvas_masked & drafted[:, None]
+    return Batch(ids, key_valid, ctx_len, targets, masked, unmasked, context, on_draft)
+
+
+def _noise_canvases(
+    tok: Tokenizer, samples: Sequence[Sample], canvas: Tensor, gen: torch.Generator, corrupt: float,
+    draft_visible: float,
+) -> tuple[Tensor, Tensor]:
+    """Mask (and corrupt) the (B, C) canvases in place; (masked slots (B, C), drafted rows (B,))."""
+    b, c = canvas.shape
     t = torch.rand(b, 1, generator=gen)  # (B, 1) mask rate per sample
     canvas_masked = torch.rand(b, c, generator=gen) < t  # (B, C)
     drafted = torch.tensor([s.draft is not None for s in samples])  # (B,)
@@ -342,7 +359,6 @@ def collate(
     canvas_masked[visible] = False
     none = ~canvas_masked.any(1) & ~visible
     canvas_masked[none, torch.randint(0, c, (int(none.sum()),), generator=gen)] = True
-    canvas = ids[:, ctx_len:]  # (B, C) view
     for i, s in enumerate(samples):
         if s.draft is not None:
             canvas[i] = torch.tensor(s.draft, dtype=torch.long)
@@ -351,10 +367,4 @@ def collate(
     swap &= ~drafted[:, None]
     canvas[swap] = normal[torch.randint(0, len(normal), (int(swap.sum()),), generator=gen)]
     canvas[canvas_masked] = tok.mask_id
-    masked = torch.zeros(b, seq, dtype=torch.bool)
-    masked[:, ctx_len:] = canvas_masked
-    unmasked = torch.zeros(b, seq, dtype=torch.bool)
-    unmasked[:, ctx_len:] = ~canvas_masked & ~drafted[:, None]
-    on_draft = torch.zeros(b, seq, dtype=torch.bool)
-    on_draft[:, ctx_len:] = ~canvas_masked & drafted[:, None]
-    return Batch(ids, key_valid, ctx_len, targets, masked, unmasked, context, on_draft)
+    return canvas_masked, drafted
