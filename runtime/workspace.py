@@ -8,7 +8,9 @@ What retrieval (`runtime.retrieval`) asks of it, fast enough for every keystroke
 * `with_prefix(text)`: the distinct lines that start with `text`, with how often each occurs
   (a sorted list of the distinct lines, searched by bisection);
 * `followers(line)`: the lines that follow an occurrence of `line` anywhere, with counts
-  (the (line, next line) pairs of all documents, in one array searched by comparison).
+  (the (line, next line) pairs of all documents, in one array searched by comparison);
+* `file_words()` and `text(key)`: each document's identifiers (hashed) and its text, for
+  context snippets (`runtime.snippets`).
 
 Files are filtered the way a user expects: `.gitignore` rules (via `pathspec`), hidden and
 vendored folders, binary files, files over `max_file_bytes`, and caps on the number of files
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from runtime.snippets import word_hashes
 
 SKIP_DIRS = frozenset({
     "node_modules", "__pycache__", "site-packages", "dist-packages", "venv", "env", "build", "dist",
@@ -71,7 +75,15 @@ class _Doc:
     nbytes: int
     open: bool = False
     """An open buffer: its text came from the editor and wins over the file on disk."""
+    text: str = ""
     _counts: dict[int, int] | None = None
+    _words: np.ndarray | None = None
+
+    def words(self) -> np.ndarray:
+        """The document's identifiers, hashed (computed once per version)."""
+        if self._words is None:
+            self._words = word_hashes(self.text)
+        return self._words
 
     def counts(self) -> dict[int, int]:
         """id -> occurrences in this document (computed once per version)."""
@@ -194,7 +206,7 @@ class WorkspaceIndex:
             ids = np.fromiter((self._intern(line.strip()) for line in text.split("\n")), dtype=np.int32)
             for i in ids.tolist():
                 self._counts[i] += 1
-            self._docs[key] = _Doc(ids, nbytes, open_buffer)
+            self._docs[key] = _Doc(ids, nbytes, open_buffer, text)
             self._bytes += nbytes
             self._lines += len(ids)
             self._pairs = None
@@ -297,12 +309,25 @@ class WorkspaceIndex:
         ids, counts = np.unique(hits, return_counts=True)
         return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
+    def file_words(self, exclude: str | None = None) -> list[tuple[str, np.ndarray]]:
+        """(key, hashed identifiers) of every document but `exclude`."""
+        with self._lock:
+            docs = [(k, d) for k, d in self._docs.items() if k != exclude]
+        return [(k, d.words()) for k, d in docs]
+
+    def text(self, key: str) -> str | None:
+        with self._lock:
+            doc = self._docs.get(key)
+            return doc.text if doc is not None else None
+
     def nbytes_estimate(self) -> int:
-        """Memory held, roughly: texts are not kept, distinct lines and id arrays are."""
+        """Memory held, roughly: the texts (one byte a character for ASCII), distinct lines, id
+        and identifier arrays."""
         with self._lock:
             strings = sum(len(s) + 49 for s in self._strings)
-            ids = sum(d.ids.nbytes for d in self._docs.values())
-            return strings + 3 * 8 * len(self._strings) + ids
+            words = (d._words.nbytes if d._words is not None else 0 for d in self._docs.values())
+            arrays = sum(d.ids.nbytes for d in self._docs.values()) + sum(words)
+            return self._bytes + strings + 3 * 8 * len(self._strings) + arrays
 
 
 def _pairs(docs: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

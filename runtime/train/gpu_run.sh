@@ -8,6 +8,7 @@
 #   DEVICE=cpu PRESET=tiny MINUTES=0.3 BATCH=8 WORKERS=0 COMPILE=--no-compile \
 #     bash runtime/train/gpu_run.sh                       # CPU dry run of the same script
 #
+# EXTRA="--init models/dg-code-small --n-layers 4" starts from the shipped weights (same shape).
 # Run it again to continue: the checkpoint carries model, optimizer, step and time used, and
 # the cosine schedule spans TOTAL_MINUTES of training time over all runs.
 set -euo pipefail
@@ -23,6 +24,7 @@ BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
 COMPILE=${COMPILE:---compile}
 CORPUS=${CORPUS:-data/corpus}
+DRAFTS=${DRAFTS:-0.6}  # fraction of rest-of-line samples trained on drafted canvases
 TOKENIZER=${TOKENIZER:-models/dg-code-small/tokenizer.json}
 
 if [ ! -f "$CORPUS/summary.json" ]; then
@@ -49,7 +51,7 @@ $PY -m runtime.train train \
   --corpus "$CORPUS" --tokenizer "$TOKENIZER" \
   --max-minutes "$budget" --schedule-minutes "$TOTAL_MINUTES" \
   --batch-size "$BATCH" --workers "$WORKERS" --threads 4 $COMPILE \
-  --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 \
+  --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 --drafts "$DRAFTS" \
   --context-tokens 256 384 512 768 1024 \
   --save-minutes 2 --eval-minutes 4 --eval-tasks 40 --log-every 50 ${EXTRA:-}
 ls -l "$OUT"
