@@ -2,8 +2,13 @@
 
 Layout (the embedded model's, used by training and inference alike)::
 
-    context = [FIM_SUFFIX] suffix-tokens [FIM_PREFIX] prefix-tokens-minus-the-last
+    context = ([FILE_SEP] path "\n" snippet)* [FIM_SUFFIX] suffix-tokens
+              [FIM_PREFIX] prefix-tokens-minus-the-last
     canvas  = heal-text + middle (see `runtime.canvas`)
+
+Snippets (workspace text like the code around the cursor, `runtime.snippets`) come only for a
+model trained with them, first, the best one last (nearest the cursor's context); they change
+only when the lines above the cursor do, so the cached context stays valid while a line is typed.
 
 The suffix comes first so that a keystroke at the cursor only changes the
 tail of the context, which keeps the context cache effective.  The last
@@ -15,7 +20,7 @@ begin with the text already typed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,25 +40,58 @@ so that typing does not shift the start (and invalidate the cache) every keystro
 @dataclass(frozen=True)
 class Context:
     ids: list[int]
-    """Context tokens: FIM_SUFFIX, suffix, FIM_PREFIX, prefix minus the healed token."""
+    """Context tokens: snippets, FIM_SUFFIX, suffix, FIM_PREFIX, prefix minus the healed token."""
     heal: str
     """Text at the end of the prefix that the canvas must re-generate first."""
+    snippet_tokens: int = 0
+    """How many of `ids` are snippets (at the start)."""
 
 
-def build_context(tok: Tokenizer, prefix: str, suffix: str, budget: int) -> Context:
-    """Tokenize prefix and suffix into a context of at most `budget` tokens.
+def build_context(
+    tok: Tokenizer,
+    prefix: str,
+    suffix: str,
+    budget: int,
+    snippets: Sequence[tuple[str, str]] = (),
+    snippet_budget: int = 0,
+) -> Context:
+    """Tokenize prefix and suffix into a context of at most `budget` tokens, after at most
+    `snippet_budget` tokens of `snippets` ((path, text), best first).
 
     The suffix gets at most a quarter of the budget (its start is kept); the
     prefix gets the rest (its end is kept, clipped on quantized line starts).
     """
     if budget < 8:
         raise ValueError(f"context budget {budget} is too small (need >= 8 tokens)")
-    suffix_ids, _ = clip_suffix(tok, suffix, budget // 4)
+    suffix_ids, kept = clip_suffix(tok, suffix, budget // 4)
     prefix_budget = budget - 2 - len(suffix_ids)
     prefix = clip_prefix(tok, prefix, prefix_budget)
     prefix_ids, heal = _split_heal(tok, prefix)
-    ids = [tok.fim_suffix_id, *suffix_ids, tok.fim_prefix_id, *prefix_ids]
-    return Context(ids=ids, heal=heal)
+    snip = snippet_ids(tok, snippets, snippet_budget, prefix + suffix[:kept]) if snippet_budget else []
+    ids = [*snip, tok.fim_suffix_id, *suffix_ids, tok.fim_prefix_id, *prefix_ids]
+    return Context(ids=ids, heal=heal, snippet_tokens=len(snip))
+
+
+SNIPPET_HELD = 0.5
+"""A snippet is left out when this fraction of its lines is already in the context."""
+
+
+def snippet_ids(tok: Tokenizer, snippets: Sequence[tuple[str, str]], budget: int, held: str) -> list[int]:
+    """The snippets' tokens, `[FILE_SEP] path "\n" text` each, whole or not at all, best first
+    within `budget`, laid out best last; those whose lines the context `held` mostly holds
+    already are skipped."""
+    held_lines = {ln.strip() for ln in held.split("\n") if ln.strip()}
+    blocks: list[list[int]] = []
+    used = 0
+    for path, text in snippets:
+        lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        if not lines or sum(ln in held_lines for ln in lines) >= SNIPPET_HELD * len(lines):
+            continue
+        block = [tok.file_sep_id, *tok.encode(f"{path}\n{text}\n")]
+        if used + len(block) <= budget:
+            blocks.append(block)
+            used += len(block)
+    return [t for block in reversed(blocks) for t in block]
 
 
 def _split_heal(tok: Tokenizer, prefix: str) -> tuple[list[int], str]:

@@ -65,8 +65,10 @@ def load_embedded(
         return random_embedded(where, device=device, seed=seed, compute_dtype=compute)
     compute = resolve_embedded_dtype(dtype, device)
     model, tok, name, max_context = load_folder(where)
+    cfg = read_config(where)
     try:
-        rules = DraftRules.from_config(read_config(where).get("drafts"))
+        rules = DraftRules.from_config(cfg.get("drafts"))
+        snippet_tokens = layout_snippet_tokens(cfg.get("layout"))
     except ValueError as e:
         raise ModelLoadError(f"{where / 'config.json'}: {e}") from None
     model = model.to(device)
@@ -80,7 +82,21 @@ def load_embedded(
         max_context_tokens=max_context,
         compute_dtype=compute,
         draft_rules=rules,
+        snippet_tokens=snippet_tokens,
     )
+
+
+def layout_snippet_tokens(layout: object) -> int:
+    """The snippet budget a config.json `layout` section declares (0 when absent: a model
+    trained without snippets must not be shown any)."""
+    if layout is None:
+        return 0
+    if not isinstance(layout, dict):
+        raise ValueError(f"layout must be an object, not {layout!r}")
+    n = layout.get("snippet_tokens", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"layout.snippet_tokens: bad value {n!r}")
+    return n
 
 
 def resolve_embedded_dtype(dtype: str, device: str) -> torch.dtype | None:

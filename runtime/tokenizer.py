@@ -35,6 +35,9 @@ class Tokenizer:
         self.mask_id: int = hf.token_to_id(MASK)
         self.fim_prefix_id: int = hf.token_to_id(FIM_PREFIX)
         self.fim_suffix_id: int = hf.token_to_id(FIM_SUFFIX)
+        self.file_sep_id: int = hf.token_to_id(EOS)
+        """Starts each context snippet (`runtime.context`): the end-of-text token, which nothing
+        else in this project's layout uses."""
         self.special_ids = frozenset(hf.token_to_id(t) for t in SPECIAL_TOKENS)
         self.vocab_size: int = hf.get_vocab_size(with_added_tokens=True)
         self._bytes = _token_bytes(hf, self.special_ids, self.vocab_size)

@@ -68,6 +68,11 @@ class InfillRequest:
     """Candidate texts for the infill with their retrieval evidence (> 0), best first: line
     drafts from the workspace (`runtime.retrieval`).  The backend verifies them all on canvases
     in one forward before it denoises (see `runtime.drafts`)."""
+    snippets: tuple[tuple[str, str], ...] = ()
+    """Context snippets from the workspace, (path, text), best first (`runtime.snippets`); used
+    only by a model trained with them (its config.json `layout.snippets`)."""
+    snippet_tokens: int = 128
+    """Token budget for the snippets, on top of `context_tokens` (the model's own cap wins)."""
 
     def __post_init__(self) -> None:
         from runtime.policy_spec import parse_policy  # torch-free; imported late to avoid a cycle
@@ -88,6 +93,12 @@ class InfillRequest:
             isinstance(d, tuple) and len(d) == 2 and isinstance(d[0], str) and d[1] > 0 for d in self.drafts
         ):
             raise BadRequest("drafts must be a tuple of (text, evidence > 0) pairs")
+        if not isinstance(self.snippets, tuple) or not all(
+            isinstance(x, tuple) and len(x) == 2 and all(isinstance(y, str) for y in x) for x in self.snippets
+        ):
+            raise BadRequest("snippets must be a tuple of (path, text) pairs")
+        if self.snippet_tokens < 0:
+            raise BadRequest(f"snippet_tokens must be >= 0, got {self.snippet_tokens}")
         parse_policy(self.policy)
 
 

@@ -25,6 +25,9 @@ class Backend(ABC):
     """Has a rewrite mode (`InfillRequest.draft`)."""
     canvas_len: int = 32
     """Canvas size the backend denoises (the server sizes selection canvases from it)."""
+    snippet_tokens: int = 0
+    """Context-snippet tokens the model was trained to read (0: it reads none, so the server
+    does not retrieve them; `InfillRequest.snippets`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

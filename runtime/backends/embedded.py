@@ -45,6 +45,7 @@ class EmbeddedBackend(Backend):
         max_context_tokens: int | None = None,
         compute_dtype: torch.dtype | None = None,
         draft_rules: DraftRules | None = None,
+        snippet_tokens: int = 0,
     ) -> None:
         super().__init__()
         if model.args.vocab_size < tokenizer.vocab_size:
@@ -59,6 +60,8 @@ class EmbeddedBackend(Backend):
         the canvas at distances the model never saw, which hurts more than the lost text helps."""
         self.compute_dtype = compute_dtype
         """Autocast dtype of the matrix products (None: float32); see load.resolve_embedded_dtype."""
+        self.snippet_tokens = snippet_tokens
+        """The most snippet tokens the model was trained with (its config.json `layout`)."""
         self.draft_rules = draft_rules or DraftRules()
         """How this model's verification of drafts is read (its config.json `drafts` section)."""
         specials = tokenizer.special_ids - {tokenizer.pad_id}
@@ -81,7 +84,8 @@ class EmbeddedBackend(Backend):
         policy = make_policy(req.policy, canvas_len)
         with torch.inference_mode(), self._autocast():
             budget = min(req.context_tokens, self.max_context_tokens or req.context_tokens)
-            ctx = build_context(self.tok, req.prefix, req.suffix, budget)
+            snippets = min(req.snippet_tokens, self.snippet_tokens) if req.snippets else 0
+            ctx = build_context(self.tok, req.prefix, req.suffix, budget, req.snippets, snippets)
             context = self.cache.encode(self.model, list(ctx.ids), self.device, should_cancel)
             generator = torch.Generator().manual_seed(req.seed)
             verified = Verified()

@@ -24,6 +24,12 @@ one token dropped.  Every slot is then visible (the verification pass) or a rand
 is masked (the re-masked doubted tokens); every slot's target is the true text, so the model
 learns to keep a draft's right tokens and to doubt and fix its wrong ones (masked-diffusion
 training alone does not learn correction).
+
+Context snippets (``ObjectiveConfig.snippets``): a fraction of the samples get the snippets
+`runtime.snippets.workspace_snippets` retrieves from their own package (other files and the
+same file away from the cursor), laid out as the server lays them out (`runtime.context`); a
+share of those get a window of an unrelated document instead, so the model learns to copy
+from snippets and to ignore the irrelevant ones.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from torch import Tensor
 from runtime.canvas import canvas_target
 from runtime.context import CHARS_PER_TOKEN, PREFIX_LINE_QUANTUM, build_context
 from runtime.retrieval import line_drafts
+from runtime.snippets import WINDOW_LINES, workspace_snippets
 from runtime.tokenizer import Tokenizer
 from runtime.workspace import WorkspaceIndex
 
@@ -72,6 +79,12 @@ class ObjectiveConfig:
     """Where a sample's draft comes from (a sample whose retrieval finds nothing takes the right
     text or a corrupted one)."""
     draft_visible: float = 0.5
+    snippets: float = 0.0
+    """Fraction of samples with context snippets (needs the documents' package and path)."""
+    snippet_tokens: tuple[int, ...] = (64, 128)
+    """Snippet budgets to draw from (one per batch), on top of the context budget."""
+    snippet_noise: float = 0.25
+    """Fraction of the snippet samples whose snippet is a window of an unrelated document."""
     """Fraction of drafted samples with every slot visible (the verification pass); the others
     mask each slot with probability t ~ U(0, 1) (the doubted slots re-masked)."""
 
@@ -186,11 +199,14 @@ def make_sample(
     rng: random.Random,
     max_blocks: int = 3,
     draft: str | None = None,
+    snippets: Sequence[tuple[str, str]] = (),
+    snippet_budget: int = 0,
 ) -> Sample:
     """One sample; `draft`: a text to start the canvas from (used when it and the answer fit one
-    canvas with room for an end, as `runtime.drafts` requires)."""
+    canvas with room for an end, as `runtime.drafts` requires); `snippets` ((path, text)) go
+    before the context within `snippet_budget` tokens."""
     prefix, suffix = clip_window(split.prefix, split.suffix, budget)
-    ctx = build_context(tok, prefix, suffix, budget)
+    ctx = build_context(tok, prefix, suffix, budget, snippets, snippet_budget)
     target = canvas_target(tok, ctx.heal, split.middle)
     if draft is not None and len(target) < canvas_len:
         ids = canvas_target(tok, ctx.heal, draft)
@@ -241,8 +257,8 @@ class SampleStream:
     ) -> None:
         if keys is not None and len(keys) != len(texts):
             raise ValueError("one (package, path) key per document")
-        if cfg.drafts and keys is None:
-            raise ValueError("drafted canvases need each document's (package, path)")
+        if (cfg.drafts or cfg.snippets) and keys is None:
+            raise ValueError("drafted canvases and snippets need each document's (package, path)")
         pairs = [(t, k) for t, k in zip(texts, keys or [None] * len(texts), strict=True) if t.strip()]
         if not pairs:
             raise ValueError("no non-empty documents to sample from")
@@ -264,14 +280,30 @@ class SampleStream:
     def document(self) -> int:
         return bisect.bisect_right(self.cum, self.rng.randrange(self.cum[-1]))
 
-    def sample(self, budget: int, canvas_len: int) -> Sample:
+    def sample(self, budget: int, canvas_len: int, snippet_budget: int = 0) -> Sample:
         kind = self.rng.choices(self.kind_names, self.kind_weights)[0]
         i = self.document()
         split = split_document(self.texts[i], kind, self.rng)
         draft = None
         if kind == "rest_of_line" and self.cfg.drafts and self.rng.random() < self.cfg.drafts:
             draft = self.draft(i, split)
-        return make_sample(self.tok, split, budget, canvas_len, self.rng, self.cfg.max_blocks, draft)
+        snippets: list[tuple[str, str]] = []
+        if snippet_budget and self.rng.random() < self.cfg.snippets:
+            snippets = self.snippets(i, split)
+        tok, blocks = self.tok, self.cfg.max_blocks
+        return make_sample(tok, split, budget, canvas_len, self.rng, blocks, draft, snippets, snippet_budget)
+
+    def snippets(self, i: int, split: Split) -> list[tuple[str, str]]:
+        """Snippets for document `i`'s split: retrieved from its package, or (`snippet_noise`) a
+        window of another document."""
+        if self.rng.random() < self.cfg.snippet_noise:
+            j = self.document()
+            lines = self.texts[j].split("\n")
+            start = self.rng.randrange(max(1, len(lines) - WINDOW_LINES))
+            return [(self.keys[j][1], "\n".join(lines[start : start + WINDOW_LINES]))]
+        package, path = self.keys[i]
+        found = workspace_snippets(split.prefix, split.suffix, self.index(package), document=path)
+        return [(s.path, s.text) for s in found]
 
     def draft(self, i: int, split: Split) -> str | None:
         """A draft for document `i`'s split, drawn from `cfg.draft_sources`."""
@@ -300,7 +332,8 @@ class SampleStream:
     def batch(self, batch_size: int) -> Batch:
         budget = self.rng.choice(self.cfg.context_tokens)
         canvas_len = self.rng.choice(self.cfg.canvas_lens)
-        samples = [self.sample(budget, canvas_len) for _ in range(batch_size)]
+        snippet_budget = self.rng.choice(self.cfg.snippet_tokens) if self.cfg.snippets else 0
+        samples = [self.sample(budget, canvas_len, snippet_budget) for _ in range(batch_size)]
         return collate(
             self.tok, samples, self.rng, self.cfg.corrupt, self.cfg.ctx_fraction, self.cfg.draft_visible
         )

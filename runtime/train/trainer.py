@@ -77,6 +77,9 @@ class TrainConfig:
     drafts: float = 0.0
     """Fraction of rest-of-line samples whose canvas starts from a draft (see objective.py)."""
     draft_weight: float = 1.0
+    snippets: float = 0.0
+    """Fraction of samples with context snippets from their package (see objective.py)."""
+    snippet_tokens: tuple[int, ...] = (64, 128)
     init: str | None = None
     """A model folder whose weights start the run (a fresh run only; a checkpoint wins)."""
     context_tokens: tuple[int, ...] = (128, 192, 256, 320)
@@ -110,6 +113,8 @@ class TrainConfig:
             canvas_lens=tuple(self.canvas_lens),
             ctx_fraction=self.ctx_fraction,
             drafts=self.drafts,
+            snippets=self.snippets,
+            snippet_tokens=tuple(self.snippet_tokens),
         )
 
 
@@ -200,7 +205,9 @@ class Trainer:
         self.log(f"warm start from {folder}")
 
     def save_model(self, where: Path) -> None:
-        extra = {"trained": self.trained_record()}
+        extra: dict = {"trained": self.trained_record()}
+        if self.cfg.snippets:  # the layout the server must use for this model
+            extra["layout"] = {"snippet_tokens": max(self.cfg.snippet_tokens)}
         save_folder(where, self.model, self.tok, name=self.cfg.name, extra=extra)
 
     def trained_record(self) -> dict:
@@ -428,6 +435,7 @@ def parse(argv: list[str] | None) -> TrainConfig:
     a = vars(p.parse_args(argv))
     a["context_tokens"] = tuple(a["context_tokens"])
     a["canvas_lens"] = tuple(a["canvas_lens"])
+    a["snippet_tokens"] = tuple(a["snippet_tokens"])
     return TrainConfig(**a)
 
 

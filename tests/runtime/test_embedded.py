@@ -187,3 +187,20 @@ def test_exact_length_fills_exactly_max_tokens(tiny_backend, extra):
     res = tiny_backend.infill(req)
     assert res.stats.tokens == n
     assert res.stats.canvases == (2 if extra > 0 else 1)
+
+
+def test_snippets_reach_only_a_model_trained_with_them(tiny_backend):
+    from runtime.types import InfillRequest
+
+    snippets = (("util.py", "def helper_function(value):\n    return value * 2"),)
+    base = InfillRequest(prefix="x = helper_", suffix="\n", max_tokens=4, single_line=True)
+    with_snippets = InfillRequest(prefix=base.prefix, suffix="\n", max_tokens=4, single_line=True,
+                                  snippets=snippets)  # fmt: skip
+    plain = tiny_backend.infill(base).stats.context_tokens
+    assert tiny_backend.snippet_tokens == 0  # the tiny preset declares no layout
+    assert tiny_backend.infill(with_snippets).stats.context_tokens == plain
+    tiny_backend.snippet_tokens = 64
+    try:
+        assert tiny_backend.infill(with_snippets).stats.context_tokens > plain
+    finally:
+        tiny_backend.snippet_tokens = 0

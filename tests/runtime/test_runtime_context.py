@@ -127,3 +127,16 @@ def test_finish_cuts_one_line_then_trims():
     assert finish("1\ny = 2", line) == "1"
     block = InfillRequest(prefix="def f():\n    ", suffix="\n    return 1\n")
     assert finish("x = 1\n    return 1\n", block) == "x = 1\n"
+
+
+def test_snippets_come_first_best_last_whole_and_never_repeat_the_context(tok):
+    a, b = ("a.py", "def alpha():\n    return 1"), ("b.py", "def beta():\n    return 2")
+    held = ("c.py", "x = 1")  # already in the context: skipped
+    ctx = build_context(tok, "x = 1\ny = ", "\n", 64, (a, b, held), snippet_budget=200)
+    block_a = [tok.file_sep_id, *tok.encode("a.py\ndef alpha():\n    return 1\n")]
+    block_b = [tok.file_sep_id, *tok.encode("b.py\ndef beta():\n    return 2\n")]
+    assert ctx.ids[: ctx.snippet_tokens] == block_b + block_a  # the best one nearest the context
+    assert ctx.ids[ctx.snippet_tokens :] == build_context(tok, "x = 1\ny = ", "\n", 64).ids
+    small = build_context(tok, "x = 1\ny = ", "\n", 64, (a, b), snippet_budget=len(block_a) + 3)
+    assert small.ids[: small.snippet_tokens] == block_a  # whole snippets only, best first
+    assert build_context(tok, "x = 1\ny = ", "\n", 64, (a, b)).snippet_tokens == 0  # no budget: none

@@ -228,3 +228,23 @@ def test_corrupted_drafts_are_plausible_and_wrong():
     for text in ("self.value = value", "return compute(x, y)", "))", "x"):
         bad = corrupt_draft(text, "def f(alpha, beta):\n    gamma = alpha\n", rng)
         assert bad != text and bad
+
+
+def test_stream_puts_package_snippets_before_the_context(tok):
+    shared = (
+        "def compute_the_total(values, weights):\n    return sum(v * w for v, w in zip(values, weights))\n"
+    )
+    docs = [shared + "\n" * 25 + module(3), "values = load()\nweights = load()\ntotal = ok\n" + module(4)]
+    keys = [("site:one", "a.py"), ("site:one", "b.py")]
+    cfg = ObjectiveConfig(snippets=1.0, snippet_noise=0.0, snippet_tokens=(96,))
+    stream = SampleStream(tok, docs, cfg, seed=0, keys=keys)
+    split = Split(docs[1][: docs[1].index("total =")] + "total = ", "compute_the_total(values, weights)",
+                  "\n" + module(4), "rest_of_line")  # fmt: skip
+    found = stream.snippets(1, split)
+    assert found and found[0][0] == "a.py" and "compute_the_total" in found[0][1]
+    sample = make_sample(tok, split, 96, 16, random.Random(0), snippets=found, snippet_budget=96)
+    assert sample.context[0] == tok.file_sep_id  # the layout the server uses (runtime.context)
+    assert sample.context[-len(make_sample(tok, split, 96, 16, random.Random(0)).context) :] == (
+        make_sample(tok, split, 96, 16, random.Random(0)).context
+    )
+    assert stream.batch(4).ids.shape[0] == 4  # batches draw a snippet budget and still build

@@ -117,3 +117,14 @@ def test_warm_start_and_draft_loss(files):
     assert m["draft"] > 0 and m["draft"] == m["draft"]  # finite: drafted slots were there
     with pytest.raises(ValueError, match="shape"):
         Trainer(config(files, "warm-bad", dim=48, init=str(files / "warm-model")))
+
+
+def test_snippet_training_declares_its_layout(files):
+    t = Trainer(
+        config(files, "snip", max_steps=2, snippets=1.0, snippet_tokens=(32,), out=str(files / "snip-model"))
+    )
+    t.run()
+    cfg = json.loads((files / "snip-model" / "config.json").read_text())
+    assert cfg["layout"] == {"snippet_tokens": 32}
+    assert load_embedded(str(files / "snip-model")).snippet_tokens == 32
+    assert "layout" not in json.loads((files / "out" / "config.json").read_text())  # trained without
