@@ -27,22 +27,30 @@ REWRITE_REMASK = 0.5
 
 
 def inline_requests(
-    site: Site, settings: Settings, *, invoked: bool, drafts: Sequence[Draft] = ()
+    site: Site,
+    settings: Settings,
+    *,
+    invoked: bool,
+    drafts: Sequence[Draft] = (),
+    snippets: tuple[tuple[str, str], ...] = (),
 ) -> list[InfillRequest]:
     """Automatic: one request within the automatic budget.  Invoked (the user asked, and may cycle
     through several): the rest of the line, then for a multi-line site a block, then a sample.
-    The greedy single-line requests carry the line `drafts` (best first) for the model to verify."""
+    The greedy single-line requests carry the line `drafts` (best first) for the model to verify;
+    every request carries the context `snippets`."""
     pairs = tuple((d.text, d.score) for d in drafts) if settings.drafts else ()
+    ctx = {"snippets": snippets if settings.snippets else ()}
     if not invoked:
         one_line = site.single_line
         return [_site_request(site, settings, settings.automatic_budget_ms, single_line=one_line,
-                              drafts=pairs if one_line else ())]  # fmt: skip
+                              drafts=pairs if one_line else (), **ctx)]  # fmt: skip
     budget = settings.invoked_budget_ms
     shapes = [True] if site.single_line else [True, False]
     out = [
-        _site_request(site, settings, budget, single_line=one, drafts=pairs if one else ()) for one in shapes
+        _site_request(site, settings, budget, single_line=one, drafts=pairs if one else (), **ctx)
+        for one in shapes
     ]
-    out.append(_site_request(site, settings, budget, single_line=site.single_line, **INVOKED_SAMPLE))
+    out.append(_site_request(site, settings, budget, single_line=site.single_line, **ctx, **INVOKED_SAMPLE))
     return out
 
 
@@ -55,6 +63,7 @@ def _site_request(
     temperature: float = 0.0,
     seed: int = 0,
     drafts: tuple[tuple[str, float], ...] = (),
+    snippets: tuple[tuple[str, str], ...] = (),
 ) -> InfillRequest:
     return InfillRequest(
         prefix=site.prefix,
@@ -67,6 +76,8 @@ def _site_request(
         context_tokens=s.context_tokens,
         single_line=single_line,
         drafts=drafts,
+        snippets=snippets,
+        snippet_tokens=s.snippet_tokens,
     )
 
 

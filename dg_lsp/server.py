@@ -94,7 +94,9 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
     fills = None if site.typed else ls.typing.lookup(doc.uri, text, cursor.offset)
     if fills is None:
         drafts = [] if site.typed else ls.line_drafts(doc.uri, text, cursor.offset)
-        fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=invoked, drafts=drafts))
+        snippets = ls.context_snippets(doc.uri, text, cursor.offset)
+        requests = inline_requests(site, ls.settings, invoked=invoked, drafts=drafts, snippets=snippets)
+        fills = await ls.fills(doc.uri, requests)
     shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
     ls.typing.remember(doc.uri, text, cursor.offset, [] if site.typed else shown.fills)
     return t.InlineCompletionList(items=shown.items)

@@ -198,6 +198,18 @@ class DgServer(ProtocolServer):
             log.exception("line drafts failed")
             return []
 
+    def context_snippets(self, uri: str, text: str, offset: int) -> tuple[tuple[str, str], ...]:
+        """Context snippets for a completion at `offset`, as (path, text) pairs: none when the
+        setting or the workspace is off, or when the model was not trained to read them."""
+        backend = self.service.backend
+        if self.feed is None or not self.settings.snippets or not getattr(backend, "snippet_tokens", 0):
+            return ()
+        try:
+            return tuple((s.path, s.text) for s in self.feed.snippets(uri, text, offset))
+        except Exception:  # retrieval must never cost the completion itself
+            log.exception("context snippets failed")
+            return ()
+
     def set_status(self, state: str, message: str) -> None:
         self.state, self.state_message = state, message
         log.info("status %s: %s", state, message)

@@ -73,6 +73,11 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     drafts: bool = True
     """Put line drafts from the workspace on the canvas for single-line completions (verified by
     the model in one batched forward); false denoises every completion from masks only."""
+    snippets: bool = True
+    """Put context snippets from the workspace (windows like the code above the cursor) before the
+    context, for a model trained to read them (its config.json declares `layout`); others get none."""
+    snippet_tokens: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 128
+    """Token budget for the snippets, on top of contextTokens (the model's own cap wins)."""
 
     def language_enabled(self, language_id: str) -> bool:
         if language_id in self.disabled_languages:

@@ -22,6 +22,7 @@ from pathlib import Path
 from pygls import uris
 
 from runtime.retrieval import Draft, line_drafts
+from runtime.snippets import QUERY_LINES, Snippet, workspace_snippets
 from runtime.workspace import WorkspaceIndex, WorkspaceLimits, read_text_file
 
 log = logging.getLogger("dg_lsp")
@@ -29,6 +30,12 @@ log = logging.getLogger("dg_lsp")
 RETRIEVAL_WINDOW = 200_000
 """Characters of the current document on each side of the cursor that retrieval reads."""
 MAX_DRAFTS = 4
+
+
+def _around(text: str, offset: int) -> tuple[str, str]:
+    """The current document's text on each side of the cursor that retrieval reads."""
+    prefix = text[max(0, offset - RETRIEVAL_WINDOW) : offset].replace("\r\n", "\n")
+    return prefix, text[offset : offset + RETRIEVAL_WINDOW].replace("\r\n", "\n")
 
 
 def path_of(uri: str) -> str | None:
@@ -46,6 +53,7 @@ class WorkspaceFeed:
         self._dirty: dict[str, Callable[[], str | None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._snippets: tuple[tuple, list[Snippet]] | None = None  # (query key, answer)
 
     # ------------------------------------------------------------------ folders
     def index_folders(self, folders: list[Path], progress: Callable[[int, str], None] | None = None) -> float:
@@ -110,9 +118,20 @@ class WorkspaceFeed:
         """Line drafts for the cursor at `offset` of the document `text` (its live text)."""
         path = path_of(uri)
         self._refresh(path)
-        prefix = text[max(0, offset - RETRIEVAL_WINDOW) : offset].replace("\r\n", "\n")
-        suffix = text[offset : offset + RETRIEVAL_WINDOW].replace("\r\n", "\n")
+        prefix, suffix = _around(text, offset)
         return line_drafts(prefix, suffix, self.index, document=path, limit=MAX_DRAFTS)
+
+    def snippets(self, uri: str, text: str, offset: int) -> list[Snippet]:
+        """Context snippets for the cursor at `offset`; the last answer is reused while the lines
+        above the cursor and the index stay the same (typing inside a line)."""
+        path = path_of(uri)
+        self._refresh(path)
+        prefix, suffix = _around(text, offset)
+        above = prefix[: prefix.rfind("\n") + 1]
+        key = (path, above[-QUERY_LINES * 200 :], self.index.version)
+        if self._snippets is None or self._snippets[0] != key:
+            self._snippets = (key, workspace_snippets(prefix, suffix, self.index, document=path))
+        return self._snippets[1]
 
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = {"workspaceState": self.state}

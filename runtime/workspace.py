@@ -162,6 +162,8 @@ class WorkspaceIndex:
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
         self._bytes = 0
         self._lines = 0
+        self.version = 0
+        """Bumped by every change to the documents held (answers computed before are stale)."""
         self.stats = IndexStats()
         self._intern("")  # id 0: the blank line, which the line pairs skip
 
@@ -210,6 +212,7 @@ class WorkspaceIndex:
             self._bytes += nbytes
             self._lines += len(ids)
             self._pairs = None
+            self.version += 1
             self._refresh_stats()
             return True
 
@@ -218,6 +221,7 @@ class WorkspaceIndex:
             if key in self._docs:
                 self._drop(key)
                 self._pairs = None
+                self.version += 1
                 self._refresh_stats()
 
     def close_buffer(self, key: str, disk_text: str | None) -> None:

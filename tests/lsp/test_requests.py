@@ -47,6 +47,17 @@ def test_invoked_requests():
     assert [r.temperature for r in reqs] == [0.0, 0.8]
 
 
+def test_snippets_ride_on_every_inline_request_unless_turned_off():
+    import msgspec
+
+    snippets = (("util.py", "def helper():\n    return 1"),)
+    block = site("def f():\n    \n", 1, 4)
+    reqs = inline_requests(block, SETTINGS, invoked=True, snippets=snippets)
+    assert all(r.snippets == snippets and r.snippet_tokens == 128 for r in reqs)
+    off = msgspec.structs.replace(SETTINGS, snippets=False)
+    assert all(r.snippets == () for r in inline_requests(block, off, invoked=True, snippets=snippets))
+
+
 def test_selection_request():
     text = "a = compute(1)\n"
     sel = selection_request(text, 4, 11, SETTINGS, canvas_len=32)
@@ -80,3 +91,22 @@ def test_rewrite_request_drafts_the_span():
 def test_a_request_checks_itself_once(fields, message):
     with pytest.raises(BadRequest, match=message):
         InfillRequest(prefix="", suffix="", **fields)
+
+
+def test_the_feed_retrieves_snippets_once_per_line_above(tmp_path):
+    """The server's workspace feed: snippets from another file; typing inside the cursor's line
+    reuses the answer (no new retrieval), a new line above or an index change does not."""
+    from dg_lsp.workspace import WorkspaceFeed
+
+    feed = WorkspaceFeed()
+    feed.index.update(str(tmp_path / "util.py"), "def load_config(path):\n    return parse_config(path)\n",
+                      open_buffer=False)  # fmt: skip
+    uri = (tmp_path / "main.py").as_uri()
+    text = "config = load_config(path)\nvalue = parse_"
+    first = feed.snippets(uri, text, len(text))
+    assert [s.path for s in first] == [str(tmp_path / "util.py")]
+    assert feed.snippets(uri, text + "con", len(text) + 3) is first  # same lines above: reused
+    other = "other_name = 1\nvalue = "
+    assert feed.snippets(uri, other, len(other)) is not first
+    feed.index.update(str(tmp_path / "b.py"), "x = 1\n", open_buffer=False)
+    assert feed.snippets(uri, text, len(text)) is not first  # the index changed

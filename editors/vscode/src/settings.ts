@@ -24,6 +24,8 @@ export const SERVER_KEYS = [
   'workspaceMaxFileBytes',
   'workspaceMaxBytes',
   'drafts',
+  'snippets',
+  'snippetTokens',
 ] as const;
 
 /** Settings only this extension reads; never forwarded (the server reports unknown keys). */
