@@ -24,6 +24,12 @@ export const SERVER_KEYS = [
   'workspaceMaxFileBytes',
   'workspaceMaxBytes',
   'drafts',
+  'maxDenoisingSteps',
+  'vision',
+  'deviceMap',
+  'maxMemory',
+  'quantization',
+  'remotePrompt',
 ] as const;
 
 /** Settings only this extension reads; never forwarded (the server reports unknown keys). */
