@@ -27,6 +27,7 @@ like our `adaptive` policy).  The prompt cache is safe under both because
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import time
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from transformers import DiffusionGemmaForBlockDiffusion, StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSampler
 
 from runtime.backends.base import Backend
@@ -319,22 +320,29 @@ class DiffusionGemmaBackend(Backend):
 
 
 # ----------------------------------------------------------------------------- loading
-class DiffusionGemmaTextOnly(DiffusionGemmaForBlockDiffusion):
-    """DiffusionGemma without its vision tower (dg-lsp sends no images).
+@functools.cache
+def text_only_class() -> type:
+    """DiffusionGemma without its vision tower (dg-lsp sends no images), as a subclass.
 
     `from_pretrained` builds this module tree before it reads any weight, so the checkpoint's
     vision tensors are never loaded; they are the only unused keys, and not reported.  Relies on
-    the encoder's `vision_tower` / `embed_vision` attributes of transformers 5.24 (pinned)."""
+    the encoder's `vision_tower` / `embed_vision` attributes of transformers 5.24 (pinned).  Built
+    on first use: importing the modeling code imports triton, which must not happen at import time
+    (the kernel tests set TRITON_INTERPRET first)."""
+    from transformers import DiffusionGemmaForBlockDiffusion
 
-    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
-        r"model\.encoder\.(vision_tower|embed_vision)\."
-    ]
+    class DiffusionGemmaTextOnly(DiffusionGemmaForBlockDiffusion):
+        _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
+            r"model\.encoder\.(vision_tower|embed_vision)\."
+        ]
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
-        encoder = self.model.encoder
-        del encoder.vision_tower, encoder.embed_vision
-        encoder.vision_tower = encoder.embed_vision = None
+        def __init__(self, config) -> None:
+            super().__init__(config)
+            encoder = self.model.encoder
+            del encoder.vision_tower, encoder.embed_vision
+            encoder.vision_tower = encoder.embed_vision = None
+
+    return DiffusionGemmaTextOnly
 
 
 def _require_accelerate(why: str) -> None:
@@ -387,7 +395,9 @@ def load_diffusiongemma(
 ) -> DiffusionGemmaBackend:
     options = options or LargeModelOptions()
     kwargs = load_kwargs(path, device, dtype, options)
-    cls = DiffusionGemmaForBlockDiffusion if options.vision else DiffusionGemmaTextOnly
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    cls = DiffusionGemmaForBlockDiffusion if options.vision else text_only_class()
     with load_errors(path, device):
         model = cls.from_pretrained(path, **kwargs)
     tok = load_tokenizer(path)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from test_diffusiongemma import PREFIX, STEPS, SUFFIX, DecoderCount, fresh
 from tiny_folders import tiny_diffusiongemma_config
-from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSampler
 
 from runtime.backends import diffusiongemma as dg
@@ -38,6 +37,9 @@ def steps(monkeypatch) -> list[dict]:
 def peaked(diffusiongemma_dir) -> DiffusionGemmaBackend:
     """transformers' tiny config with initializer_range 0.2: its logits are peaked enough for the
     entropy bound to react to the temperature (at 0.02 every schedule accepts one slot per step)."""
+    # importing the model imports triton: not at collection time (tests/kernels/conftest.py)
+    from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
+
     config = tiny_diffusiongemma_config()
     config.text_config.initializer_range = config.initializer_range = 0.2
     torch.manual_seed(0)

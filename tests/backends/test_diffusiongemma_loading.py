@@ -11,7 +11,7 @@ import pytest
 from test_diffusiongemma import PREFIX, SUFFIX
 
 from dg_lsp.settings import parse_settings
-from runtime.backends.diffusiongemma import DiffusionGemmaTextOnly, load_diffusiongemma
+from runtime.backends.diffusiongemma import load_diffusiongemma, text_only_class
 from runtime.load import load_backend
 from runtime.types import InfillRequest, LargeModelOptions, ModelLoadError
 
@@ -25,7 +25,7 @@ def _vision_parameters(model) -> int:
 
 
 def test_the_vision_tower_is_skipped_by_default(backend, diffusiongemma_dir):
-    assert isinstance(backend.model, DiffusionGemmaTextOnly)
+    assert isinstance(backend.model, text_only_class())
     assert _vision_parameters(backend.model) == 0
     options = LargeModelOptions(vision=True, max_denoising_steps=6)
     with_vision = load_diffusiongemma(diffusiongemma_dir, options=options)
