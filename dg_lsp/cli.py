@@ -18,7 +18,15 @@ import msgspec
 
 from dg_lsp import serve
 from runtime.policy_spec import POLICY_NAMES
-from runtime.types import DTYPES, InfillRequest, RuntimeError_
+from runtime.types import (
+    DEVICE_MAPS,
+    DTYPES,
+    QUANTIZATIONS,
+    REMOTE_PROMPTS,
+    InfillRequest,
+    LargeModelOptions,
+    RuntimeError_,
+)
 
 EXIT_USAGE = 2
 
@@ -105,7 +113,38 @@ def _model_options(s: argparse.ArgumentParser) -> None:
                    help="run the PyTorch reference instead of the Triton kernels on a GPU (debugging)")
     s.add_argument("--workspace", type=Path, default=None, metavar="DIR",
                    help="index DIR and put line drafts from it on the canvas (with --single-line)")
+    _large_model_options(s)
     s.add_argument("--log-level", default="WARNING")
+
+
+def _large_model_options(s: argparse.ArgumentParser) -> None:
+    """DiffusionGemma and remote servers (docs/backends.md); the settings of the same names."""
+    g = s.add_argument_group("large models (DiffusionGemma folders, remote servers)")
+    g.add_argument("--max-denoising-steps", type=int, default=None, metavar="N",
+                   help="most denoising steps per canvas (default: the checkpoint's)")
+    g.add_argument("--vision", action="store_true", help="also load DiffusionGemma's vision tower")
+    g.add_argument("--device-map", choices=DEVICE_MAPS, default=None,
+                   help="let accelerate place the model over the GPUs and the CPU")
+    g.add_argument("--max-memory", action="append", default=[], metavar="DEVICE=SIZE",
+                   help="with --device-map: e.g. 0=20GiB or cpu=48GiB (repeatable)")
+    g.add_argument("--quantization", choices=QUANTIZATIONS, default=None,
+                   help="quantize a bfloat16 DiffusionGemma folder while loading (CUDA)")
+    g.add_argument("--remote-prompt", choices=REMOTE_PROMPTS, default="chat",
+                   help="chat: /chat/completions with the chat layout; plain: /completions (base models)")
+
+
+def _options(args: argparse.Namespace) -> LargeModelOptions:
+    memory = []
+    for item in args.max_memory:
+        device, sep, size = item.partition("=")
+        if not sep or not device or not size:
+            raise UserError(f"--max-memory {item!r} is not DEVICE=SIZE (for example 0=20GiB)")
+        memory.append((device, size))
+    return LargeModelOptions(
+        vision=args.vision, device_map=args.device_map, max_memory=tuple(memory),
+        quantization=args.quantization, max_denoising_steps=args.max_denoising_steps,
+        remote_prompt=args.remote_prompt,
+    )
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -118,7 +157,7 @@ def _backend(args: argparse.Namespace):
 
     return load_backend(args.model, device=args.device, threads=args.threads, dtype=args.dtype,
                         remote_model=args.remote_model, allow_remote_code=args.trust_remote_code,
-                        kernels=args.kernels)
+                        kernels=args.kernels, options=_options(args))
 
 
 def _workspace(args: argparse.Namespace):

@@ -81,12 +81,15 @@ def _site_request(
     )
 
 
-def selection_request(text: str, start: int, end: int, settings: Settings, canvas_len: int) -> InfillRequest:
+def selection_request(
+    text: str, start: int, end: int, settings: Settings, canvas_len: int | None
+) -> InfillRequest:
     """Mask `text[start:end]` and regenerate it from both sides.
 
     The canvas is sized from the selection (in characters, a safe upper bound on
     tokens) so short selections stay short; pads let it shrink, further canvases
-    let it grow up to twice the selection."""
+    let it grow up to twice the selection.  `canvas_len` None: the backend's canvas is fixed
+    and it refuses a size, so none is asked for."""
     s = settings
     selected = to_model_text(text[start:end])
     return InfillRequest(
@@ -96,7 +99,7 @@ def selection_request(text: str, start: int, end: int, settings: Settings, canva
         policy=s.policy,
         deadline_ms=s.invoked_budget_ms,
         context_tokens=s.context_tokens,
-        canvas_tokens=max(4, min(len(selected) + 4, canvas_len)),
+        canvas_tokens=None if canvas_len is None else max(4, min(len(selected) + 4, canvas_len)),
     )
 
 

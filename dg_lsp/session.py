@@ -99,7 +99,9 @@ class DgServer(ProtocolServer):
 
     def _model_key(self) -> tuple:
         s = self.settings
-        return (s.model, s.device, s.threads, s.dtype, s.remote_model, s.trust_remote_code, s.kernels)
+        memory = tuple(sorted((s.max_memory or {}).items()))
+        large = (s.vision, s.device_map, memory, s.quantization, s.max_denoising_steps, s.remote_prompt)
+        return (s.model, s.device, s.threads, s.dtype, s.remote_model, s.trust_remote_code, s.kernels, large)
 
     # ----------------------------------------------------------------- lifecycle
     async def load_model(self) -> None:
@@ -108,7 +110,8 @@ class DgServer(ProtocolServer):
         generation, key = self._generation, self._model_key()
         self._loading = key
         self._settled.clear()
-        model, device, threads, dtype, remote_model, trust_remote_code, kernels = key
+        model, device, threads, dtype, remote_model, trust_remote_code, kernels, _ = key
+        settings = self.settings
         self.set_status("loading", f"loading model {model!r} on {device}")
         from runtime.load import load_backend  # torch import stays off the initialize path
 
@@ -117,6 +120,7 @@ class DgServer(ProtocolServer):
                 load = functools.partial(
                     load_backend, model, device=device, threads=threads, dtype=dtype,
                     remote_model=remote_model, allow_remote_code=trust_remote_code, kernels=kernels,
+                    options=settings.large_model_options(),
                 )
                 backend, error = await self._loop.run_in_executor(None, load), None
             except ModelLoadError as e:
@@ -274,8 +278,11 @@ class DgServer(ProtocolServer):
         return get_capability(self.client_capabilities, "text_document.inline_completion", None) is not None
 
     @property
-    def canvas_len(self) -> int:
+    def canvas_len(self) -> int | None:
+        """The backend's canvas size, or None for one that cannot size canvases (diffusiongemma, remote)."""
         backend = self.service.backend
+        if not getattr(backend, "sizes_canvas", True):
+            return None
         return int(getattr(backend, "canvas_len", 32))
 
     def completion_document(self, uri: str) -> TextDocument | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import re
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from runtime.policy_spec import parse_policy
-from runtime.types import DTYPES, BadRequest
+from runtime.types import DTYPES, BadRequest, LargeModelOptions
 
 SECTION = "dgLsp"
 
@@ -78,6 +78,37 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     context, for a model trained to read them (its config.json declares `layout`); others get none."""
     snippet_tokens: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 128
     """Token budget for the snippets, on top of contextTokens (the model's own cap wins)."""
+    max_denoising_steps: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    """DiffusionGemma: most denoising steps per 256-token canvas; null keeps the checkpoint's
+    generation config (transformers' default: 48). Fewer steps answer sooner and worse."""
+    vision: bool = False
+    """DiffusionGemma: load the vision tower too. dg-lsp sends no images, so by default it is
+    skipped and its weights are never read."""
+    device_map: Literal["auto", "balanced", "sequential"] | None = None
+    """DiffusionGemma: let accelerate place the model over the GPUs and the CPU ("auto",
+    "balanced" or "sequential"); null loads it whole onto `device`. Layers left on the CPU make
+    every denoising step copy them over, so this fits a model, it does not make it fast."""
+    max_memory: dict[str, str] | None = None
+    """With deviceMap: most memory per device, for example {"0": "20GiB", "cpu": "48GiB"}."""
+    quantization: Literal["fp8"] | None = None
+    """DiffusionGemma: quantize a bfloat16 folder while loading; "fp8" (transformers' fine-grained
+    FP8, experts included; CUDA GPUs of compute capability 8.9 or newer). null loads the folder
+    as it is (a pre-quantized folder stays quantized)."""
+    remote_prompt: Literal["chat", "plain"] = "chat"
+    """Remote servers: "chat" sends the chat layout to /chat/completions, continuing the model's
+    turn (instruction-tuned checkpoints); "plain" sends the plain layout to /completions (base
+    models)."""
+
+    def large_model_options(self) -> LargeModelOptions:
+        """The options of the large-model backends; raises `ModelLoadError` for a bad combination."""
+        return LargeModelOptions(
+            vision=self.vision,
+            device_map=self.device_map,
+            max_memory=tuple(sorted((self.max_memory or {}).items())),
+            quantization=self.quantization,
+            max_denoising_steps=self.max_denoising_steps,
+            remote_prompt=self.remote_prompt,
+        )
 
     def language_enabled(self, language_id: str) -> bool:
         if language_id in self.disabled_languages:

@@ -24,7 +24,7 @@ from runtime.drafts import DraftRules
 from runtime.measure import cpu_has_native_bf16
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
 from runtime.tokenizer import Tokenizer
-from runtime.types import DTYPES, ModelLoadError, one_line
+from runtime.types import DTYPES, LargeModelOptions, ModelLoadError, one_line
 
 FORMAT = "dg-lsp-embedded"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "dg-code-small"
@@ -240,6 +240,7 @@ def load_backend(
     allow_remote_code: bool = False,
     dtype: str = "auto",
     kernels: bool = True,
+    options: LargeModelOptions | None = None,
 ) -> Backend:
     """The backend the `model` setting names (see docs/backends.md).
 
@@ -248,12 +249,14 @@ def load_backend(
     any other Hugging Face folder -> masked (its modeling code runs only with `allow_remote_code`).
     Every failure is a `ModelLoadError` with one line.  `kernels=False` turns the Triton kernels of
     the GPU path off for the process (the `kernels` setting, `--no-kernels`; kernels/README.md).
+    `options` (memory, denoising steps, the remote prompt) reach diffusiongemma and remote only.
     """
+    options = options or LargeModelOptions()
     set_kernels_enabled(kernels)
     if spec.startswith(("http://", "https://")):
-        from runtime.backends.remote import connect_remote
+        from runtime.backends.remote import RemoteOptions, connect_remote
 
-        return connect_remote(spec, remote_model)
+        return connect_remote(spec, remote_model, RemoteOptions(prompt=options.remote_prompt))
     where = resolve(spec)
     if isinstance(where, str):
         return load_embedded(spec, device=device, threads=threads, dtype=dtype)
@@ -271,7 +274,7 @@ def load_backend(
         require_transformers("diffusiongemma")
         from runtime.backends.diffusiongemma import load_diffusiongemma
 
-        return load_diffusiongemma(where, device=device, dtype=dtype)
+        return load_diffusiongemma(where, device=device, dtype=dtype, options=options)
     require_transformers("masked")
     from runtime.backends.masked import load_masked
 

@@ -34,6 +34,46 @@ def one_line(e: BaseException) -> str:
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 """Values of the `dtype` setting / `--dtype` option (see runtime.load.resolve_embedded_dtype)."""
 
+DEVICE_MAPS = ("auto", "balanced", "sequential")
+"""Values of the `deviceMap` setting: accelerate spreads a Hugging Face model over the GPUs and the CPU."""
+QUANTIZATIONS = ("fp8",)
+"""Values of the `quantization` setting (on-the-fly quantization at load time; docs/backends.md)."""
+REMOTE_PROMPTS = ("chat", "plain")
+"""Values of the `remotePrompt` setting: the chat layout through /chat/completions, or plain text."""
+
+
+@dataclass(frozen=True)
+class LargeModelOptions:
+    """How a large model (a DiffusionGemma folder, a remote server) is loaded and prompted.
+
+    The embedded and masked backends ignore these; docs/backends.md says what each does."""
+
+    vision: bool = False
+    """Load DiffusionGemma's vision tower (dg-lsp never sends images, so it is skipped by default)."""
+    device_map: str | None = None
+    """One of DEVICE_MAPS: accelerate places the layers over the GPUs and the CPU (None: `device`)."""
+    max_memory: tuple[tuple[str, str], ...] = ()
+    """With `device_map`: (device, size) pairs such as ("0", "20GiB"), ("cpu", "48GiB")."""
+    quantization: str | None = None
+    """One of QUANTIZATIONS, applied while loading a bfloat16 folder (None: the folder as it is)."""
+    max_denoising_steps: int | None = None
+    """DiffusionGemma: most denoising steps per canvas (None: the checkpoint's generation config)."""
+    remote_prompt: str = "chat"
+    """One of REMOTE_PROMPTS: how the remote backend prompts the server."""
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("device_map", self.device_map, DEVICE_MAPS),
+            ("quantization", self.quantization, QUANTIZATIONS),
+            ("remote_prompt", self.remote_prompt, REMOTE_PROMPTS),
+        ):
+            if value is not None and value not in allowed:
+                raise ModelLoadError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        if self.max_denoising_steps is not None and self.max_denoising_steps < 1:
+            raise ModelLoadError(f"max_denoising_steps must be >= 1, got {self.max_denoising_steps}")
+        if self.max_memory and self.device_map is None:
+            raise ModelLoadError("max_memory needs device_map (for example device_map auto)")
+
 
 @dataclass(frozen=True)
 class InfillRequest:

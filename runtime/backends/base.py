@@ -28,6 +28,9 @@ class Backend(ABC):
     snippet_tokens: int = 0
     """Context-snippet tokens the model was trained to read (0: it reads none, so the server
     does not retrieve them; `InfillRequest.snippets`)."""
+    sizes_canvas: bool = True
+    """Honours `InfillRequest.canvas_tokens` and `exact_length`; a backend that cannot says so
+    here and such a request is refused instead of silently answered another way."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -36,6 +39,12 @@ class Backend(ABC):
         """Blocking; raises `Cancelled` within one denoising step of `should_cancel()` turning true."""
         if req.draft is not None and not self.rewrites:
             raise BadRequest(f"the {self.name} backend has no rewrite mode (draft)")
+        if not self.sizes_canvas and (req.canvas_tokens is not None or req.exact_length):
+            what = "canvas_tokens" if req.canvas_tokens is not None else "exact_length"
+            raise BadRequest(
+                f"the {self.name} backend cannot honour {what}: the model's canvas size is fixed "
+                "and the length of its answer cannot be forced"
+            )
         with self._lock:  # one request at a time: the model and its caches are not shared
             return self.run(req, should_cancel)
 

@@ -12,9 +12,16 @@ layer (`activate_past_recording`, and we never let transformers trim it);
 the last `window - 1` positions), which it may extend without touching the
 master.  This reaches into the cache layers' tensors, so it is written for
 transformers 5.24 (pinned) and checked by tests/backends/test_diffusiongemma.py.
+
+A cold prompt is encoded `chunk` tokens at a time with `check()` called between
+chunks, so cancel and the deadline also act during a long encode; what was
+encoded before `check` raised stays in the master (a valid prefix) for the next
+request.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
@@ -24,14 +31,21 @@ from runtime.types import CacheStats
 
 
 class PromptCache:
+    chunk: int = 512
+    """Prompt tokens per encoder forward of a cold encode (cancel and deadline act between them)."""
+
     def __init__(self, model) -> None:
         self.model = model
         self.ids: list[int] = []
         self._master: DynamicCache | None = None
         self._lookups = self._hits = self._reused = 0
 
-    def prepare(self, ids: list[int]) -> tuple[DynamicCache, int]:
-        """A cache holding the encoder K/V of `ids` (for `generate`), and how many were reused."""
+    def prepare(
+        self, ids: list[int], check: Callable[[], None] | None = None
+    ) -> tuple[DynamicCache, int]:
+        """A cache holding the encoder K/V of `ids` (for `generate`), and how many were reused.
+
+        `check` is called between encode chunks and may raise to stop (cancel, deadline)."""
         self._lookups += 1
         n = common_prefix(self.ids, ids) if self._master is not None else 0
         if n == 0 or not self._crop(n):
@@ -40,13 +54,16 @@ class PromptCache:
         if n:
             self._hits += 1
             self._reused += n
-        if len(ids) > n:
+        for start in range(n, len(ids), self.chunk):
+            if start > n and check is not None:
+                check()  # the master holds ids[:start]: a consistent prefix if this raises
+            end = min(start + self.chunk, len(ids))
             try:
-                self._encode(ids[n:], start=n)
+                self._encode(ids[start:end], start=start)
             except BaseException:  # a half-written master is useless: start over next time
                 self._master, self.ids = None, []
                 raise
-            self.ids = list(ids)
+            self.ids = list(ids[:end])
         return self._view(), n
 
     def stats(self) -> CacheStats:

@@ -1,6 +1,8 @@
-"""An OpenAI-compatible completions server (vLLM or SGLang serving DiffusionGemma) as a backend.
+"""An OpenAI-compatible server (vLLM or SGLang serving DiffusionGemma) as a backend.
 
-    request -> plain prompt layout (runtime.backends.layout) -> POST {base}/completions -> text
+    request -> clipped context (runtime.context) -> the chat layout (runtime.backends.layout)
+            -> POST {base}/chat/completions with continue_final_message -> text
+    (`prompt="plain"`, for base models: the plain layout -> POST {base}/completions)
 
 The HTTP client is httpx's async client on a private event loop thread: a
 blocking `infill` submits the request there and polls `should_cancel` every
@@ -10,8 +12,10 @@ retries with exponential backoff (connection refused or dropped, HTTP 429 and
 502-504) and one-line `RemoteError`s for a server that is down, slow or says no.
 
 vLLM rejects the completions API's `suffix` field, so the suffix travels in
-the prompt (the plain layout); `tokens` comes from the server's usage and
-forwards are unknown (0).
+the prompt; `tokens` comes from the server's usage and forwards are unknown
+(0).  Neither temperature nor seed is sent: both servers' DiffusionGemma
+samplers take their schedule from the server's configuration, and SGLang
+refuses a request seed (docs/backends.md).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 
 from runtime.backends.base import Backend
 from runtime.backends.hf import INSTALL_HINT
-from runtime.backends.layout import FENCE, clean_middle, plain_prompt
-from runtime.context import CHARS_PER_TOKEN
+from runtime.backends.layout import FENCE, chat_messages, clean_middle, drop_typed, plain_prompt
+from runtime.context import CHARS_PER_TOKEN, clip_context
 from runtime.types import (
     Cancelled,
     InfillRequest,
@@ -39,8 +43,19 @@ from runtime.types import (
 )
 
 BUDGET_CHARS_PER_TOKEN = CHARS_PER_TOKEN // 2
-"""No tokenizer on the client: the context budget becomes characters at half the upper bound
-(a typical rate for code), so the prompt stays near the budget rather than below it."""
+"""No tokenizer on the client: a token is counted as this many characters (half the upper bound,
+a typical rate for code), so the prompt stays near the budget rather than below it."""
+
+
+def _pieces(text: str) -> list[str]:
+    """Stand-in tokens for the clipping rule: BUDGET_CHARS_PER_TOKEN-character pieces."""
+    return [text[i : i + BUDGET_CHARS_PER_TOKEN] for i in range(0, len(text), BUDGET_CHARS_PER_TOKEN)]
+
+
+def clip(req: InfillRequest) -> tuple[str, str]:
+    """Prefix and suffix within the request's budget, by the embedded context's rule
+    (`runtime.context.clip_context`: the prefix starts on a stable line grid)."""
+    return clip_context(req.prefix, req.suffix, req.context_tokens, _pieces, "".join)  # type: ignore[arg-type]
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 
 
@@ -59,11 +74,14 @@ class RemoteOptions:
     """First wait before a retry; doubles each time."""
     poll_s: float = 0.02
     """How often the cancel flag and deadline are checked while a request runs."""
+    prompt: str = "chat"
+    """"chat": the chat layout through /chat/completions (instruction-tuned checkpoints);
+    "plain": the plain layout through /completions (base models)."""
 
 
 class RemoteBackend(Backend):
     name = "remote"
-
+    sizes_canvas = False  # the server denoises its own canvas length
     def __init__(self, base_url: str, model: str, options: RemoteOptions | None = None) -> None:
         super().__init__()
         try:
@@ -104,21 +122,25 @@ class RemoteBackend(Backend):
         data = self._run(self._send("GET", "/models", None, retries=0))
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
+    def request(self, req: InfillRequest) -> tuple[str, dict[str, Any], str]:
+        """(path, JSON body, prefix whitespace left out of the prompt) for one infill request."""
+        prefix, suffix = clip(req)
+        body: dict[str, Any] = {"model": self.model, "max_tokens": req.max_tokens}
+        if self.options.prompt == "plain":
+            body["prompt"], typed, path = plain_prompt(prefix, suffix), "", "/completions"
+        else:
+            body["messages"], typed = chat_messages(prefix, suffix)
+            body.update(add_generation_prompt=False, continue_final_message=True)
+            path = "/chat/completions"
+        # a single line stops at a line break, unless the reply must first re-type one the user typed
+        body["stop"] = [FENCE, "\n"] if req.single_line and "\n" not in typed else [FENCE]
+        return path, body, typed
+
     def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
         started = time.perf_counter()
-        budget = req.context_tokens * BUDGET_CHARS_PER_TOKEN
-        suffix = req.suffix[: budget // 4]
-        prefix = req.prefix[-(budget - len(suffix)) :]
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "prompt": plain_prompt(prefix, suffix),
-            "max_tokens": req.max_tokens,
-            "temperature": req.temperature,
-            "seed": req.seed,
-            "stop": [FENCE, "\n"] if req.single_line else [FENCE],
-        }
+        path, payload, typed = self.request(req)
         done = threading.Event()
-        future = asyncio.run_coroutine_threadsafe(self._complete(payload, done), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._complete(path, payload, done), self._loop)
         deadline_hit = False
         data = None
         while data is None:
@@ -135,8 +157,8 @@ class RemoteBackend(Backend):
                     data = {}
         text, tokens = "", 0
         if not deadline_hit:
-            text, tokens = _parse_completion(data, self.base_url)
-        text = clean_middle(text, req)
+            text, tokens = _parse_completion(data, self.base_url + path)
+        text = clean_middle(drop_typed(text, typed), req)
         stats = InfillStats(
             tokens=tokens,
             canvases=0 if deadline_hit else 1,
@@ -150,9 +172,9 @@ class RemoteBackend(Backend):
         future.cancel()
         done.wait(timeout=2.0)
 
-    async def _complete(self, payload: dict, done: threading.Event) -> dict:
+    async def _complete(self, path: str, payload: dict, done: threading.Event) -> dict:
         try:
-            return await self._send("POST", "/completions", payload, retries=self.options.retries)
+            return await self._send("POST", path, payload, retries=self.options.retries)
         finally:
             done.set()
 
@@ -214,10 +236,13 @@ def _error_message(response) -> str:
 
 
 def _parse_completion(data: dict, where: str) -> tuple[str, int]:
+    """(text, completion tokens) of a completions (choices[0].text) or chat (.message.content) answer."""
     try:
-        text = data["choices"][0]["text"]
+        choice = data["choices"][0]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
     except (KeyError, IndexError, TypeError):
-        raise RemoteError(f"{where} answered without choices[0].text: {str(data)[:120]}") from None
+        raise RemoteError(f"{where} answered without choices[0].text or .message.content: "
+                          f"{str(data)[:120]}") from None
     if not isinstance(text, str):
         raise RemoteError(f"{where} answered with a non-text completion")
     usage = data.get("usage") or {}

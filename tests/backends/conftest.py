@@ -28,3 +28,11 @@ def diffusiongemma_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path)
     save_char_tokenizer(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def backend(diffusiongemma_dir):
+    """The tiny folder through `load_diffusiongemma`, 6 denoising steps per canvas (one per test module)."""
+    from test_diffusiongemma import fresh
+
+    return fresh(diffusiongemma_dir)

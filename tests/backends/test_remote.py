@@ -31,6 +31,7 @@ class FakeServer:
         self.models = models
         self.reply = reply
         self.posts: list[dict] = []
+        self.paths: list[str] = []
         self.client_closed = threading.Event()
         outer = self
 
@@ -44,19 +45,10 @@ class FakeServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.posts.append(body)
+                outer.paths.append(self.path)
                 mode = outer.behaviour.pop(0) if len(outer.behaviour) > 1 else outer.behaviour[0]
                 if mode == "ok":
-                    outer._send(
-                        self,
-                        200,
-                        {
-                            "id": "cmpl-1",
-                            "object": "text_completion",
-                            "model": body["model"],
-                            "choices": [{"index": 0, "text": outer.reply, "finish_reason": "stop"}],
-                            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-                        },
-                    )
+                    outer._send(self, 200, outer._answer(self.path, body))
                 elif mode == "stall":
                     outer._wait_for_close(self)
                 elif mode == "drop":
@@ -80,6 +72,18 @@ class FakeServer:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _answer(self, path: str, body: dict) -> dict:
+        """A completions or a chat completions answer, as vLLM shapes them."""
+        usage = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        if path.endswith("/chat/completions"):
+            message = {"role": "assistant", "content": self.reply}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return {"id": "chat-1", "object": "chat.completion", "model": body["model"],
+                    "choices": [choice], "usage": usage}  # fmt: skip
+        choice = {"index": 0, "text": self.reply, "finish_reason": "stop"}
+        return {"id": "cmpl-1", "object": "text_completion", "model": body["model"],
+                "choices": [choice], "usage": usage}  # fmt: skip
 
     def _send(self, handler: BaseHTTPRequestHandler, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -122,9 +126,15 @@ def test_completion_through_load_backend():
     assert backend.name == "remote"
     assert r.text == "x + 1" and r.stats.tokens == 3
     (post,) = server.posts
+    assert server.paths == ["/v1/chat/completions"]
     assert post["model"] == "tiny-dg" and post["max_tokens"] == 16
-    assert post["prompt"].endswith("def f(x):\n    return ")  # the prefix comes last (plain layout)
+    assert post["continue_final_message"] is True and post["add_generation_prompt"] is False
+    user, model_turn = post["messages"]
+    assert (user["role"], model_turn["role"]) == ("user", "assistant")
+    # the model's turn is the prefix, without the space the user typed last (see drop_typed)
+    assert model_turn["content"].endswith("def f(x):\n    return")
     assert "```" in post["stop"]
+    assert "temperature" not in post and "seed" not in post  # the servers' samplers ignore them
 
 
 def test_single_served_model_is_picked_and_unknown_model_refused():
@@ -234,3 +244,130 @@ def test_reply_repeating_the_suffix_is_trimmed():
         finally:
             backend.close()
     assert r.text == "x + 1"
+
+
+_TURNS = "{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+_GEN = "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+CHAT_TEMPLATES = {
+    # Gemma-style turns; one keeps message text as it is, one trims it (as many shipped templates do)
+    "keeps": _TURNS + "{{ m['content'] }}<end_of_turn>\n" + _GEN,
+    "trims": _TURNS + "{{ m['content'] | trim }}<end_of_turn>\n" + _GEN,
+}
+
+
+@pytest.mark.parametrize("template", sorted(CHAT_TEMPLATES))
+def test_chat_request_renders_like_the_transformers_backends_prompt(template):
+    """What the server renders from our messages (transformers' own renderer, with the request's
+    continue_final_message) is the diffusiongemma backend's chat prompt, less the typed whitespace."""
+    pytest.importorskip("transformers")
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from runtime.backends.layout import chat_prompt
+
+    req = InfillRequest(prefix="def f(x):\n    ", suffix="\n\nprint(f(1))\n", max_tokens=16)
+    backend = RemoteBackend("http://127.0.0.1:9/v1", "m", FAST)  # nothing is sent
+    try:
+        path, body, typed = backend.request(req)
+    finally:
+        backend.close()
+    assert path == "/chat/completions" and typed == "\n    "
+    (rendered,), _ = render_jinja_template(
+        conversations=[body["messages"]], chat_template=CHAT_TEMPLATES[template],
+        add_generation_prompt=body["add_generation_prompt"],
+        continue_final_message=body["continue_final_message"],
+    )  # fmt: skip
+
+    def local(messages):
+        (text,), _ = render_jinja_template(
+            conversations=[messages], chat_template=CHAT_TEMPLATES[template], add_generation_prompt=True
+        )
+        return text
+
+    assert rendered + typed == chat_prompt(req.prefix, req.suffix, local)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reply", "want"),
+    [
+        ("    return", " x + 1", " x + 1"),  # nothing typed at the end: the reply as it is
+        ("    return ", " x + 1", "x + 1"),  # the space the user typed is not inserted twice
+        ("def f(x):\n    ", "\n    return x", "return x"),  # nor the line break and indentation
+        ("def f(x):\n", "\n\ndef g():", "\ndef g():"),  # one line break typed, a blank line wanted
+    ],
+)
+def test_the_reply_continues_after_what_the_user_typed(prefix, reply, want):
+    with FakeServer(["ok"], reply=reply) as server:
+        backend = RemoteBackend(server.url, "tiny-dg", FAST)
+        try:
+            r = backend.infill(InfillRequest(prefix=prefix, suffix="", max_tokens=16))
+        finally:
+            backend.close()
+    assert r.text == want
+
+
+def test_a_single_line_after_a_typed_line_break_is_not_stopped_at_once():
+    with FakeServer(["ok"], reply="\n    return x") as server:
+        backend = RemoteBackend(server.url, "tiny-dg", FAST)
+        try:
+            r = backend.infill(InfillRequest(prefix="def f(x):\n    ", suffix="", single_line=True))
+            backend.infill(InfillRequest(prefix="y = ", suffix="", single_line=True))
+        finally:
+            backend.close()
+    assert r.text == "return x"
+    assert "\n" not in server.posts[0]["stop"] and "\n" in server.posts[1]["stop"]
+
+
+def test_plain_prompt_for_base_models():
+    plain = RemoteOptions(timeout_s=5.0, connect_timeout_s=1.0, backoff_s=0.01, poll_s=0.01, prompt="plain")
+    with FakeServer(["ok"]) as server:
+        backend = RemoteBackend(server.url, "tiny-dg", plain)
+        try:
+            r = backend.infill(REQ)
+        finally:
+            backend.close()
+    (post,) = server.posts
+    assert server.paths == ["/v1/completions"] and r.text == "x + 1"
+    assert post["prompt"].endswith("def f(x):\n    return ")  # raw text: the prefix comes last, as typed
+    assert "messages" not in post and "temperature" not in post and "seed" not in post
+
+
+def test_plain_prompt_is_reachable_from_load_backend():
+    from runtime.types import LargeModelOptions
+
+    with FakeServer(["ok"]) as server:
+        options = LargeModelOptions(remote_prompt="plain")
+        backend = load_backend(server.url, remote_model="tiny-dg", options=options)
+        try:
+            backend.infill(REQ)
+        finally:
+            backend.close()
+    assert server.paths == ["/v1/completions"]
+
+
+def test_the_clipped_prefix_starts_on_a_stable_line_grid():
+    """Two keystrokes on a long file: the prompt's prefix starts at the same line both times
+    (a multiple of 32 lines), so the server's prefix cache keeps the whole start of the prompt."""
+    lines = [f"value_{i} = compute({i}, {i * 7})  # step {i}\n" for i in range(400)]
+    first = InfillRequest(prefix="".join(lines) + "result = ", suffix="\n", context_tokens=512)
+    second = InfillRequest(prefix=first.prefix + "v", suffix="\n", context_tokens=512)
+    backend = RemoteBackend("http://127.0.0.1:9/v1", "m", FAST)
+    try:
+        heads = [backend.request(r)[1]["messages"][1]["content"] for r in (first, second)]
+    finally:
+        backend.close()
+    start = heads[0].split("\n", 2)[1]  # after the fence: the prompt's first prefix line
+    assert heads[1].split("\n", 2)[1] == start and start.startswith("value_")
+    assert int(start.split("_")[1].split(" ")[0]) % 32 == 0
+    assert len(heads[0]) < len(first.prefix) // 2  # it was clipped
+    assert heads[1] == heads[0] + " v"
+
+
+def test_fixed_canvas_requests_are_refused():
+    from runtime.types import BadRequest
+
+    backend = RemoteBackend("http://127.0.0.1:9/v1", "m", FAST)
+    try:
+        with pytest.raises(BadRequest, match="remote backend cannot honour canvas_tokens"):
+            backend.infill(InfillRequest(prefix="x", suffix="", canvas_tokens=8))
+    finally:
+        backend.close()

@@ -26,6 +26,12 @@ export const SERVER_KEYS = [
   'drafts',
   'snippets',
   'snippetTokens',
+  'maxDenoisingSteps',
+  'vision',
+  'deviceMap',
+  'maxMemory',
+  'quantization',
+  'remotePrompt',
 ] as const;
 
 /** Settings only this extension reads; never forwarded (the server reports unknown keys). */
