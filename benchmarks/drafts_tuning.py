@@ -12,6 +12,7 @@ the model folder's config.json (`drafts`: see runtime/drafts.py).  Prints Markdo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -19,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime.drafts import DraftRules  # noqa: E402 - after the path set-up
 from runtime.eval.heldout import is_exact, iter_tasks, package_indexes, request_for, workspace_request  # noqa: E402
 from runtime.measure import cpu_name  # noqa: E402
 
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     rows += [(f"doubt probability {p}", drafted, {"doubt_probability": p}) for p in (0.001, 0.01, 0.05)]
     rows += [(f"evidence weight {w}", drafted, {"evidence_weight": w}) for w in (0.5, 1.0, 4.0)]
     rows += [("end slot counts", drafted, {"end_slot": True})]
+    eight = [workspace_request(t, r, indexes, limit=8) for t, r in zip(tasks, plain, strict=True)]
+    rows += [("8 drafts instead of 4", eight, {})]
     for name, reqs, change in rows:
-        backend.draft_rules = DraftRules(**change)
+        backend.draft_rules = dataclasses.replace(declared, **change)
         em = exact(backend, reqs, tasks)
         both = (em["line_rest"] + em["mid_line"]) / 2
         print(f"| {name} | {em['line_rest']:.1f} | {em['mid_line']:.1f} | {both:.1f} |", flush=True)

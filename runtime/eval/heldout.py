@@ -142,12 +142,12 @@ def package_indexes(docs: Sequence[SourceFile] | None = None) -> dict[str, Works
 
 
 def workspace_request(
-    task: HeldoutTask, req: InfillRequest, indexes: dict[str, WorkspaceIndex]
+    task: HeldoutTask, req: InfillRequest, indexes: dict[str, WorkspaceIndex], limit: int = 4
 ) -> InfillRequest:
-    """`req` with line drafts from the task's package, its own file left out (the task's prefix
-    and suffix stand for it, as an open buffer would)."""
+    """`req` with (at most `limit`) line drafts from the task's package, its own file left out
+    (the task's prefix and suffix stand for it, as an open buffer would)."""
     package, path, _ = task.source.rsplit(":", 2)
-    drafts = line_drafts(task.prefix, task.suffix, indexes[package], document=path)
+    drafts = line_drafts(task.prefix, task.suffix, indexes[package], document=path, limit=limit)
     return dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
 
 
