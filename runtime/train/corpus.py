@@ -367,8 +367,9 @@ def collect(
     for wheel in sorted(wheels):
         items.extend(iter_wheel(wheel, rows, reserved, seen))
     raw = _read_items(items, rows)
-    # held-out packages first: a training file duplicating one of them is the one dropped
-    raw.sort(key=lambda d: (d.package not in heldout, d.package, d.path))
+    # held-out packages first: a training file duplicating one of them is the one dropped; then this
+    # machine's own files, so a pinned wheel's copy of one (a backport, a vendored module) is dropped
+    raw.sort(key=lambda d: (d.package not in heldout, bool(d.source), d.package, d.path))
     exact: set[str] = set()
     near = NearDuplicates()
     per_package: dict[str, int] = {}
