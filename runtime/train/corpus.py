@@ -1,15 +1,18 @@
-"""Source files on this machine -> a deduplicated, license-checked training corpus.
+"""Source files -> a deduplicated, license-checked training corpus.
 
-    sources (stdlib + pure-Python site-packages) -> filters -> exact/near dedup -> split -> shards
+    sources (stdlib + pure-Python site-packages + pinned wheels) -> filters -> exact/near dedup
+        -> split -> shards
 
 Each document is one file (.py, .md, .rst) or a package's long description
-(the README inside its dist-info METADATA).  Whole packages are held out for
-evaluation; a training file that duplicates a held-out one is dropped, so the
-held-out set stays unseen.  Output (under ``data/corpus`` by default)::
+(the README inside its dist-info METADATA).  The pinned wheels (``--pinned``, downloaded once
+into ``--wheels`` by `runtime.train.wheels`) are read straight out of the zip, never installed.
+Whole packages are held out for evaluation; a training file that duplicates a held-out one is
+dropped, so the held-out set stays unseen.  Output (under ``data/corpus`` by default)::
 
-    train-00000.jsonl.gz ...    {"text", "package", "license", "path"} per line
+    train-00000.jsonl.gz ...    {"text", "package", "license", "path", "source"} per line
     heldout-00000.jsonl.gz ...
-    manifest.jsonl              one line per file considered: package, license, file, split, status
+    manifest.jsonl              one line per file considered: package, license, file, split,
+                                status, chars, source
 """
 
 from __future__ import annotations
@@ -23,15 +26,20 @@ import os
 import re
 import sys
 import sysconfig
+import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 STDLIB_LICENSE = "PSF-2.0"
-HELDOUT_PACKAGES = ("stdlib:json", "stdlib:email", "stdlib:http", "stdlib:logging", "site:click")
-"""Whole packages never trained on (evaluation only)."""
+HELDOUT_PACKAGES = (
+    "stdlib:json", "stdlib:email", "stdlib:http", "stdlib:logging", "site:click",
+    "site:httpx", "site:markdown-it-py",
+)  # fmt: skip
+"""Whole packages never trained on (evaluation only).  The last two come from the pinned list
+(pinned-packages.txt): they are held out only in a corpus built with it."""
 
 EXTENSIONS = (".py", ".md", ".rst")
 PERMISSIVE = (
@@ -67,6 +75,8 @@ class SourceFile:
     license: str
     path: str
     text: str
+    source: str = ""
+    """'' for this machine's own files; '<wheel file name>#sha256=<hex>' for a pinned wheel's."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class ManifestRow:
     split: str
     status: str
     chars: int = 0
+    source: str = ""
 
 
 # ---------------------------------------------------------------- discovery
@@ -115,8 +126,13 @@ def is_permissive(license_text: str) -> bool:
 def read_metadata(dist_info: Path) -> tuple[str, str, str, str]:
     """(name, license, long description, description content type) from a dist-info folder."""
     raw = (dist_info / "METADATA").read_text(encoding="utf-8", errors="replace")
+    return parse_metadata(raw, dist_info.name.split("-")[0])
+
+
+def parse_metadata(raw: str, default_name: str) -> tuple[str, str, str, str]:
+    """(name, license, long description, description content type) from METADATA's text."""
     msg = email.parser.Parser().parsestr(raw)
-    name = msg.get("Name", dist_info.name.split("-")[0])
+    name = msg.get("Name", default_name)
     lic = msg.get("License-Expression") or ""
     if not lic:
         classifiers = [c.split("::")[-1].strip() for c in msg.get_all("Classifier") or [] if "License" in c]
@@ -130,7 +146,30 @@ def read_metadata(dist_info: Path) -> tuple[str, str, str, str]:
 
 def _is_pure(dist_info: Path) -> bool:
     wheel = dist_info / "WHEEL"
-    return wheel.exists() and "Root-Is-Purelib: true" in wheel.read_text(errors="replace")
+    return wheel.exists() and _purelib(wheel.read_text(errors="replace"))
+
+
+def _purelib(wheel_text: str) -> bool:
+    return "Root-Is-Purelib: true" in wheel_text
+
+
+def package_verdict(key: str, license_text: str, pure: bool, reserved: frozenset[str]) -> str | None:
+    """Why a whole distribution stays out of the corpus (the manifest status), or None."""
+    if key in reserved:
+        return "skip:reserved-for-evaluation"
+    if not pure:
+        return "skip:not-pure-python"
+    if not is_permissive(license_text):
+        return "skip:license"
+    return None
+
+
+def _readme(pkg: str, lic: str, dist: str, body: str, ctype: str, source: str = "") -> list[SourceFile]:
+    """The package's long description as a document (prose), when it has one."""
+    if not body.strip():
+        return []
+    suffix = ".rst" if "rst" in ctype or not ctype else ".md"
+    return [SourceFile(pkg, lic, f"{dist}/METADATA{suffix}", body, source)]
 
 
 def _skipped_path(rel: Path) -> bool:
@@ -152,32 +191,88 @@ def iter_stdlib(root: Path | None = None) -> Iterator[tuple[str, str, Path, Path
 
 
 def iter_site(
-    site: Path, rows: list[ManifestRow], reserved: frozenset[str] = frozenset()
+    site: Path, rows: list[ManifestRow], reserved: frozenset[str] = frozenset(), seen: set[str] | None = None
 ) -> Iterator[tuple[str, str, Path, Path] | SourceFile]:
     """Files of pure-Python distributions with a permissive license (and their READMEs), except
-    the `reserved` ones (kept for evaluation)."""
+    the `reserved` ones (kept for evaluation).  Accepted distribution names are added to `seen`."""
+    seen = set() if seen is None else seen
     for dist in sorted(site.glob("*.dist-info")):
         if not (dist / "METADATA").exists() or not (dist / "RECORD").exists():
             continue
         name, lic, body, ctype = read_metadata(dist)
         pkg = f"site:{dist_key(name)}"
-        if dist_key(name) in reserved:
-            rows.append(ManifestRow(pkg, lic, str(dist), "-", "skip:reserved-for-evaluation"))
+        status = package_verdict(dist_key(name), lic, _is_pure(dist), reserved)
+        if status is not None:
+            rows.append(ManifestRow(pkg, lic, str(dist), "-", status))
             continue
-        if not _is_pure(dist):
-            rows.append(ManifestRow(pkg, lic, str(dist), "-", "skip:not-pure-python"))
-            continue
-        if not is_permissive(lic):
-            rows.append(ManifestRow(pkg, lic, str(dist), "-", "skip:license"))
-            continue
-        if body.strip():
-            suffix = ".rst" if "rst" in ctype or not ctype else ".md"
-            yield SourceFile(pkg, lic, f"{dist.name}/METADATA{suffix}", body)
+        seen.add(dist_key(name))
+        yield from _readme(pkg, lic, dist.name, body, ctype)
         for line in (dist / "RECORD").read_text(errors="replace").splitlines():
             rel = Path(line.split(",")[0])
             if rel.suffix not in EXTENSIONS or ".dist-info" in str(rel) or rel.parts[0] == "..":
                 continue
             yield pkg, lic, site / rel, site
+
+
+def iter_wheel(
+    wheel: Path, rows: list[ManifestRow], reserved: frozenset[str] = frozenset(), seen: set[str] | None = None
+) -> Iterator[SourceFile]:
+    """The files of one downloaded wheel, read out of the zip (never installed), under the same
+    rules as `iter_site`: pure Python, a permissive license in its METADATA, not reserved for
+    evaluation, and not a distribution already taken from site-packages (`seen`)."""
+    seen = set() if seen is None else seen
+    source = f"{wheel.name}#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}"
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        dist = next((n.split("/")[0] for n in names if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), "")
+        raw = _member_text(z, f"{dist}/METADATA") if dist else ""
+        name, lic, body, ctype = parse_metadata(raw, wheel.name.split("-")[0])
+        key, pkg = dist_key(name), f"site:{dist_key(name)}"
+        status = package_verdict(key, lic, _purelib(_member_text(z, f"{dist}/WHEEL")), reserved)
+        if not raw:
+            status = "skip:no-metadata"
+        elif status is None and key in seen:
+            status = "skip:duplicate-package"
+        if status is not None:
+            rows.append(ManifestRow(pkg, lic, wheel.name, "-", status, source=source))
+            return
+        seen.add(key)
+        yield from _readme(pkg, lic, dist, body, ctype, source)
+        for member in sorted(names):
+            rel = _wheel_path(member)
+            if rel is None:
+                continue
+            if _skipped_path(PurePosixPath(rel)):
+                rows.append(ManifestRow(pkg, lic, rel, "-", "skip:test-or-vendored", source=source))
+                continue
+            try:
+                text = z.read(member).decode("utf-8")
+            except UnicodeDecodeError:
+                rows.append(ManifestRow(pkg, lic, rel, "-", "skip:unreadable", source=source))
+                continue
+            yield SourceFile(pkg, lic, rel, text, source)
+
+
+def _member_text(z: zipfile.ZipFile, member: str) -> str:
+    try:
+        return z.read(member).decode("utf-8", errors="replace")
+    except KeyError:
+        return ""
+
+
+def _wheel_path(member: str) -> str | None:
+    """A wheel member's installed path when it is a source file (`*.data/purelib/` and
+    `*.data/platlib/` unpacked as an installer would), else None (metadata, scripts, data)."""
+    parts = PurePosixPath(member).parts
+    if not parts or member.endswith("/") or PurePosixPath(member).suffix not in EXTENSIONS:
+        return None
+    if parts[0].endswith(".dist-info"):
+        return None
+    if parts[0].endswith(".data"):
+        if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+            return None
+        parts = parts[2:]
+    return "/".join(parts)
 
 
 # ---------------------------------------------------------------- filters
@@ -258,23 +353,30 @@ def collect(
     stdlib_root: Path | None = None,
     sites: Iterable[Path] | None = None,
     heldout: Iterable[str] = HELDOUT_PACKAGES,
+    wheels: Iterable[Path] = (),
 ) -> tuple[list[SourceFile], list[SourceFile], list[ManifestRow]]:
-    """(train documents, held-out documents, manifest rows)."""
+    """(train documents, held-out documents, manifest rows).  `wheels`: downloaded pinned wheels,
+    read after site-packages (a distribution already there is not taken twice)."""
     heldout = set(heldout)
     rows: list[ManifestRow] = []
     items: list[tuple[str, str, Path, Path] | SourceFile] = list(iter_stdlib(stdlib_root))
     reserved = reserved_packages()
+    seen: set[str] = set()
     for site in sites if sites is not None else site_dirs():
-        items.extend(iter_site(site, rows, reserved))
+        items.extend(iter_site(site, rows, reserved, seen))
+    for wheel in sorted(wheels):
+        items.extend(iter_wheel(wheel, rows, reserved, seen))
     raw = _read_items(items, rows)
-    # held-out packages first: a training file duplicating one of them is the one dropped
-    raw.sort(key=lambda r: (r[0] not in heldout, r[0], r[2]))
+    # held-out packages first: a training file duplicating one of them is the one dropped; then this
+    # machine's own files, so a pinned wheel's copy of one (a backport, a vendored module) is dropped
+    raw.sort(key=lambda d: (d.package not in heldout, bool(d.source), d.package, d.path))
     exact: set[str] = set()
     near = NearDuplicates()
     per_package: dict[str, int] = {}
     train: list[SourceFile] = []
     held: list[SourceFile] = []
-    for pkg, lic, path, text in raw:
+    for doc in raw:
+        pkg, lic, path, text = doc.package, doc.license, doc.path, doc.text
         split = "heldout" if pkg in heldout else "train"
         reason = reject_reason(path, text)
         if reason is None:
@@ -287,22 +389,22 @@ def collect(
         if reason is None and per_package.get(pkg, 0) + len(text) > MAX_PACKAGE_CHARS:
             reason = "package-cap"
         if reason is not None:
-            rows.append(ManifestRow(pkg, lic, path, split, f"skip:{reason}", len(text)))
+            rows.append(ManifestRow(pkg, lic, path, split, f"skip:{reason}", len(text), doc.source))
             continue
         per_package[pkg] = per_package.get(pkg, 0) + len(text)
-        rows.append(ManifestRow(pkg, lic, path, split, "kept", len(text)))
-        (held if split == "heldout" else train).append(SourceFile(pkg, lic, path, text))
+        rows.append(ManifestRow(pkg, lic, path, split, "kept", len(text), doc.source))
+        (held if split == "heldout" else train).append(doc)
     return train, held, rows
 
 
 def _read_items(
     items: list[tuple[str, str, Path, Path] | SourceFile], rows: list[ManifestRow]
-) -> list[tuple[str, str, str, str]]:
-    """(package, license, path, text) of every readable file; the skipped ones go to `rows`."""
-    raw: list[tuple[str, str, str, str]] = []
+) -> list[SourceFile]:
+    """Every readable file as a document; the skipped ones go to `rows`."""
+    raw: list[SourceFile] = []
     for item in items:
         if isinstance(item, SourceFile):
-            raw.append((item.package, item.license, item.path, item.text))
+            raw.append(item)
             continue
         pkg, lic, f, root = item
         rel = f.relative_to(root)
@@ -314,7 +416,7 @@ def _read_items(
         except (UnicodeDecodeError, OSError):
             rows.append(ManifestRow(pkg, lic, str(rel), "-", "skip:unreadable"))
             continue
-        raw.append((pkg, lic, str(rel), text))
+        raw.append(SourceFile(pkg, lic, str(rel), text))
     return raw
 
 
@@ -348,9 +450,12 @@ def read_shards(corpus: Path, split: str) -> list[SourceFile]:
     paths = sorted(corpus.glob(f"{split}-*.jsonl.gz"))
     if not paths:
         raise FileNotFoundError(f"no {split} shards in {corpus} (build them: python -m runtime.train corpus)")
+    known = {f.name for f in fields(SourceFile)}  # shards of older or newer builds stay readable
     for p in paths:
         with gzip.open(p, "rt", encoding="utf-8") as f:
-            docs.extend(SourceFile(**json.loads(line)) for line in f if line.strip())
+            for line in f:
+                if line.strip():
+                    docs.append(SourceFile(**{k: v for k, v in json.loads(line).items() if k in known}))
     return docs
 
 
@@ -359,8 +464,13 @@ def build(
     stdlib_root: Path | None = None,
     sites: Iterable[Path] | None = None,
     heldout: Iterable[str] = HELDOUT_PACKAGES,
+    wheels: Iterable[Path] = (),
+    extra_rows: Iterable[ManifestRow] = (),
 ) -> dict:
-    train, held, rows = collect(stdlib_root, sites, heldout)
+    """Write the shards, the manifest and summary.json; `extra_rows` (pins that were refused or
+    failed to download) go into the manifest and the skip counts."""
+    train, held, rows = collect(stdlib_root, sites, heldout, wheels)
+    rows = [*extra_rows, *rows]
     write_shards(train, out, "train")
     write_shards(held, out, "heldout")
     with (out / "manifest.jsonl").open("w") as f:
@@ -371,6 +481,8 @@ def build(
         "heldout_docs": len(held),
         "heldout_chars": sum(len(d.text) for d in held),
         "packages": len({d.package for d in train}),
+        "pinned_packages": len({d.package for d in train + held if d.source}),
+        "pinned_train_chars": sum(len(d.text) for d in train if d.source),
         "skipped": _count(r.status for r in rows if r.status != "kept"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -391,7 +503,16 @@ def main(argv: list[str] | None = None) -> int:
         "--stdlib", type=Path, default=None, help="standard library folder (default: this Python's)"
     )
     p.add_argument("--site", type=Path, action="append", default=None, help="site-packages folder(s)")
+    p.add_argument("--pinned", type=Path, default=None, help="pinned wheels, `name==version` a line")
+    p.add_argument("--wheels", type=Path, default=Path("data/wheels"), help="download cache for --pinned")
+    p.add_argument("--offline", action="store_true", help="use only wheels already in --wheels")
     a = p.parse_args(argv)
-    summary = build(a.out, a.stdlib, a.site)
+    wheels: list[Path] = []
+    extra: list[ManifestRow] = []
+    if a.pinned is not None:
+        from runtime.train.wheels import fetch, read_pinned
+
+        wheels, extra = fetch(read_pinned(a.pinned), a.wheels, reserved_packages(), offline=a.offline)
+    summary = build(a.out, a.stdlib, a.site, wheels=wheels, extra_rows=extra)
     print(json.dumps(summary, indent=2), file=sys.stderr)
     return 0

@@ -1,11 +1,15 @@
-"""Corpus: license and purity checks, file filters, exact/near dedup, whole-package holdout."""
+"""Corpus: license and purity checks, file filters, exact/near dedup, whole-package holdout, pinned
+wheels read from their zip (a fake wheel made here; the network download itself is not unit-tested)."""
 
+import gzip
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from runtime.train import corpus
+from runtime.train import corpus, wheels
 from runtime.train.corpus import NearDuplicates, build, collect, is_permissive, read_shards, reject_reason
 
 
@@ -106,7 +110,7 @@ def test_build_writes_shards_and_manifest(tree, tmp_path):
     held = read_shards(out, "heldout")
     assert summary["train_docs"] == len(train) > 0 and summary["heldout_docs"] == len(held) == 1
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert {"package", "license", "file", "split", "status"} <= set(rows[0])
+    assert {"package", "license", "file", "split", "status", "chars", "source"} <= set(rows[0])
     assert sum(r["status"] == "kept" for r in rows) == len(train) + len(held)
     with pytest.raises(FileNotFoundError):
         read_shards(out, "nosuchsplit")
@@ -142,3 +146,206 @@ def test_reserved_packages_never_enter(tmp_path, tree):
     assert {"attrs", "pyparsing", "sortedcontainers", "more-itertools"} <= shipped
     with pytest.raises(FileNotFoundError):
         corpus.reserved_packages([tmp_path / "missing.txt"])
+
+
+# ---------------------------------------------------------------- pinned wheels (no network)
+def make_wheel(
+    folder: Path, name: str, license: str, files: dict[str, str], pure: bool = True, version: str = "1.0"
+) -> Path:
+    """A wheel as pip would download it: a zip with the package files and a dist-info folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{corpus.dist_key(name).replace('-', '_')}-{version}"  # as the wheel spec spells it
+    path = folder / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for rel, text in files.items():
+            z.writestr(rel, text)
+        z.writestr(
+            f"{stem}.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense: {license}\n"
+            "Description-Content-Type: text/markdown\n\n# " + name + "\n\nA wheel that does things.\n",
+        )
+        z.writestr(f"{stem}.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: {str(pure).lower()}\n")
+        z.writestr(f"{stem}.dist-info/RECORD", "".join(f"{rel},,\n" for rel in files))
+    return path
+
+
+def test_wheel_files_are_read_from_the_zip_with_their_provenance(tree, tmp_path):
+    std, site = tree
+    whl = make_wheel(
+        tmp_path / "wheels",
+        "Wheel.Pkg",
+        "Apache-2.0",
+        {
+            "wheelpkg/__init__.py": code("wheelfn"),
+            "wheelpkg/docs/guide.md": "# Guide\n\nHow to use it.\n",
+            "wheelpkg/tests/test_core.py": code("wtest"),
+            "wheelpkg/_vendor/dep.py": code("wvend"),
+            "wheelpkg/data.bin": "\x00\x01",
+            "wheel_pkg-1.0.data/purelib/wheelextra.py": code("extra"),
+            "wheel_pkg-1.0.data/scripts/tool.py": code("script"),
+        },
+    )
+    train, _, rows = collect(std, [site], heldout=("stdlib:json",), wheels=[whl])
+    docs = {d.path: d for d in train if d.package == "site:wheel-pkg"}
+    assert set(docs) == {
+        "wheelpkg/__init__.py",
+        "wheelpkg/docs/guide.md",
+        "wheelextra.py",
+        "wheel_pkg-1.0.dist-info/METADATA.md",
+    }
+    source = f"{whl.name}#sha256={hashlib.sha256(whl.read_bytes()).hexdigest()}"
+    assert {d.source for d in docs.values()} == {source} and {d.license for d in docs.values()} == {
+        "Apache-2.0"
+    }
+    assert docs["wheelpkg/__init__.py"].text == code("wheelfn")
+    status = {r.file: (r.status, r.source) for r in rows if r.package == "site:wheel-pkg"}
+    assert status["wheelpkg/tests/test_core.py"] == ("skip:test-or-vendored", source)
+    assert status["wheelpkg/_vendor/dep.py"] == ("skip:test-or-vendored", source)
+    assert status["wheelpkg/__init__.py"] == ("kept", source)
+    assert not any(d.source for d in train if d.package != "site:wheel-pkg")  # this machine's files: ""
+
+
+def test_wheel_license_purity_and_reserved_checks(tree, tmp_path):
+    """A reserved distribution is refused from its METADATA name even when its wheel is in the list."""
+    std, site = tree
+    w = tmp_path / "wheels"
+    wheels = [
+        make_wheel(w, "gplwheel", "GPL-3.0-or-later", {"gplwheel/__init__.py": code("gw")}),
+        make_wheel(w, "cwheel", "MIT", {"cwheel/__init__.py": code("cw")}, pure=False),
+        make_wheel(w, "More_Itertools", "MIT", {"more_itertools/more.py": code("mi")}),
+        make_wheel(w, "okwheel", "BSD-3-Clause", {"okwheel/__init__.py": code("ok")}),
+    ]
+    train, held, rows = collect(std, [site], heldout=("stdlib:json",), wheels=wheels)
+    packages = {d.package for d in train + held}
+    assert "site:okwheel" in packages
+    assert not packages & {"site:gplwheel", "site:cwheel", "site:more-itertools"}
+    verdict = {r.package: r.status for r in rows if r.file.endswith(".whl")}
+    assert verdict == {
+        "site:gplwheel": "skip:license",
+        "site:cwheel": "skip:not-pure-python",
+        "site:more-itertools": "skip:reserved-for-evaluation",
+    }
+
+
+def test_wheels_are_deduplicated_against_site_packages(tree, tmp_path):
+    std, site = tree
+    w = tmp_path / "wheels"
+    near = code("good").replace("return y - 5", "return y - 6")
+    wheels = [
+        make_wheel(
+            w, "acopy", "MIT", {"acopy/a.py": code("good"), "acopy/b.py": near, "acopy/c.py": code("own")}
+        ),
+        make_wheel(w, "goodpkg", "MIT", {"goodpkg/__init__.py": code("newer")}, version="2.0"),
+    ]
+    train, _, rows = collect(std, [site], heldout=("stdlib:json",), wheels=wheels)
+    status = {(r.package, r.file): r.status for r in rows}
+    assert status[("site:acopy", "acopy/a.py")] == "skip:exact-duplicate"  # goodpkg's text: its copy goes
+    assert status[("site:acopy", "acopy/b.py")] == "skip:near-duplicate"
+    assert status[("site:acopy", "acopy/c.py")] == "kept"
+    # a distribution already read from site-packages is not taken a second time from a wheel
+    assert status[("site:goodpkg", "goodpkg-2.0-py3-none-any.whl")] == "skip:duplicate-package"
+    assert not any(d.source for d in train if d.package == "site:goodpkg")
+
+
+def test_a_pinned_package_is_held_out_whole(tree, tmp_path):
+    std, site = tree
+    whl = make_wheel(
+        tmp_path / "wheels", "heldwheel", "MIT", {"hw/a.py": code("hwa"), "hw/b.py": code("hwb")}
+    )
+    train, held, _ = collect(std, [site], heldout=("stdlib:json", "site:heldwheel"), wheels=[whl])
+    assert {d.path for d in held if d.package == "site:heldwheel"} >= {"hw/a.py", "hw/b.py"}
+    assert "site:heldwheel" not in {d.package for d in train}
+    assert {"site:httpx", "site:markdown-it-py"} <= set(corpus.HELDOUT_PACKAGES)
+    pinned = {p.key for p in wheels.read_pinned()}
+    assert {"httpx", "markdown-it-py"} <= pinned  # the held-out third-party packages come from the list
+
+
+def test_pinned_list_parsing_and_the_shipped_list(tmp_path):
+    f = tmp_path / "pins.txt"
+    f.write_text("# header\n\nfoo-bar==1.2.3  # why\nBaz_Qux==0.4b1\n")
+    assert [str(p) for p in wheels.read_pinned(f)] == ["foo-bar==1.2.3", "Baz_Qux==0.4b1"]
+    f.write_text("foo>=1.0\n")
+    with pytest.raises(ValueError, match=":1: expected 'name==version'"):
+        wheels.read_pinned(f)
+    shipped = wheels.read_pinned()
+    keys = [p.key for p in shipped]
+    assert len(keys) == len(set(keys)) >= 150
+    assert not set(keys) & corpus.reserved_packages()  # the list itself never names a reserved one
+
+
+def test_fetch_goes_on_after_a_failure_and_refuses_reserved_pins(tmp_path):
+    """pip's download is replaced by a fake (no network in tests); the caching, failure handling and
+    refusal around it are the real code."""
+    cache = tmp_path / "cache"
+    make_wheel(cache, "cached-one", "MIT", {"c/__init__.py": "x = 1\n"})
+    calls: list[str] = []
+
+    def fake_download(pin: wheels.Pin, folder: Path) -> Path:
+        calls.append(str(pin))
+        if pin.name == "broken":
+            raise wheels.DownloadError("pip exited 1: ERROR: No matching distribution found for broken==9")
+        return make_wheel(folder, pin.name, "MIT", {"n/__init__.py": "y = 2\n"}, version=pin.version)
+
+    pins = [
+        wheels.Pin(n, v)
+        for n, v in [("Cached.One", "1.0"), ("broken", "9"), ("attrs", "25.1.0"), ("new", "2")]
+    ]
+    lines: list[str] = []
+    got, failed = wheels.fetch(
+        pins, cache, corpus.reserved_packages(), download=fake_download, log=lines.append
+    )
+    assert [w.name for w in got] == ["cached_one-1.0-py3-none-any.whl", "new-2-py3-none-any.whl"]
+    assert calls == ["broken==9", "new==2"]  # the cached wheel and the reserved pin are never fetched
+    assert {(r.file, r.status) for r in failed} == {
+        ("broken==9", "skip:download-failed"),
+        ("attrs==25.1.0", "skip:reserved-for-evaluation"),
+    }
+    no_match = "ERROR: No matching distribution found for broken==9"
+    assert lines[1] == f"[2/4] broken==9: FAILED: pip exited 1: {no_match}"
+    assert "2 of 4 pins ready" in lines[4] and lines[5:] == [
+        "  not ready: broken==9 (download-failed)",
+        "  not ready: attrs==25.1.0 (reserved-for-evaluation)",
+    ]
+    calls.clear()
+    got, failed = wheels.fetch(
+        [*pins, wheels.Pin("absent", "1")],
+        cache,
+        corpus.reserved_packages(),
+        offline=True,
+        download=fake_download,
+        log=lines.append,
+    )
+    assert not calls and len(got) == 2  # offline: the cache only, pip never runs
+    assert {(r.file, r.status) for r in failed} == {
+        ("broken==9", "skip:not-downloaded"),
+        ("absent==1", "skip:not-downloaded"),
+        ("attrs==25.1.0", "skip:reserved-for-evaluation"),
+    }
+
+
+def test_cli_builds_from_cached_wheels_offline(tree, tmp_path):
+    std, site = tree
+    cache = tmp_path / "wheels"
+    make_wheel(cache, "offwheel", "MIT", {"offwheel/__init__.py": code("offw")})
+    pins = tmp_path / "pins.txt"
+    pins.write_text("offwheel==1.0\nmissing==3.0\n")
+    out = tmp_path / "corpus"
+    args = ["--out", str(out), "--stdlib", str(std), "--site", str(site), "--pinned", str(pins)]
+    assert corpus.main([*args, "--wheels", str(cache), "--offline"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pinned_packages"] == 1 and summary["skipped"]["skip:not-downloaded"] == 1
+    docs = [d for d in read_shards(out, "train") if d.package == "site:offwheel"]
+    assert docs and all(d.source.startswith("offwheel-1.0-py3-none-any.whl#sha256=") for d in docs)
+
+
+def test_old_shards_stay_readable(tmp_path):
+    """Shards written before the `source` field (and fields unknown to this version) still load."""
+    with gzip.open(tmp_path / "train-00000.jsonl.gz", "wt") as f:
+        f.write(
+            json.dumps({"text": "x = 1\n", "package": "stdlib:os", "license": "PSF-2.0", "path": "os.py"})
+        )
+        f.write(
+            "\n" + json.dumps({"text": "y\n", "package": "p", "license": "MIT", "path": "y.py", "new": 1})
+        )
+    docs = read_shards(tmp_path, "train")
+    assert [(d.path, d.source) for d in docs] == [("os.py", ""), ("y.py", "")]
