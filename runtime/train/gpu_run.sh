@@ -23,8 +23,13 @@ TOTAL_MINUTES=${TOTAL_MINUTES:-$MINUTES}
 BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
 COMPILE=${COMPILE:---compile}
-CORPUS=${CORPUS:-data/corpus}
+# the larger corpus (pinned wheels, built here and carried: data/gpu-corpus = shards + summary,
+# ~59 MiB) when present; else the one this machine's Python gives
+if [ -z "${CORPUS:-}" ]; then
+  if [ -f data/gpu-corpus/summary.json ]; then CORPUS=data/gpu-corpus; else CORPUS=data/corpus; fi
+fi
 DRAFTS=${DRAFTS:-0.6}  # fraction of rest-of-line samples trained on drafted canvases
+SNIPPETS=${SNIPPETS:-0.3}  # fraction of samples with context snippets (the model then declares the layout)
 TOKENIZER=${TOKENIZER:-models/dg-code-small/tokenizer.json}
 
 if [ ! -f "$CORPUS/summary.json" ]; then
@@ -51,7 +56,7 @@ $PY -m runtime.train train \
   --corpus "$CORPUS" --tokenizer "$TOKENIZER" \
   --max-minutes "$budget" --schedule-minutes "$TOTAL_MINUTES" \
   --batch-size "$BATCH" --workers "$WORKERS" --threads 4 $COMPILE \
-  --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 --drafts "$DRAFTS" \
+  --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 --drafts "$DRAFTS" --snippets "$SNIPPETS" \
   --context-tokens 256 384 512 768 1024 \
   --save-minutes 2 --eval-minutes 4 --eval-tasks 40 --log-every 50 ${EXTRA:-}
 ls -l "$OUT"
