@@ -363,6 +363,14 @@ class DgProtocol(LanguageServerProtocol):
             self._send_response(msg_id, error=t.ResponseError(code=-32603, message=message))
 
     def _check_handler_result(self, future: Future[Any]) -> None:
+        # pygls files the future of a notification whose handler is a generator or a coroutine
+        # (didOpen, didChange, didChangeConfiguration ...) in `_request_futures` under a fresh uuid
+        # and never takes it out: one Future per keystroke, ~3.6 MB a minute in the typing storm.
+        # The dict holds only the requests in flight besides, so finding it is cheap.
+        for key, pending in self._request_futures.items():
+            if pending is future:
+                del self._request_futures[key]
+                break
         if not future.cancelled() and (exc := future.exception()) is not None:
             if isinstance(exc, JsonRpcException):
                 self.problems.warn(f"notification:{exc.code}", f"notification failed: {_one_line(exc)}")

@@ -137,8 +137,9 @@ class DgServer(ProtocolServer):
                 backend, error = None, str(e)
             except Exception as e:  # torch errors (bad device, out of memory) are reported the same way
                 backend, error = None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
-        if generation != self._generation:
-            return  # a newer configuration is loading
+        if generation != self._generation:  # a newer configuration is loading
+            self._release_later(backend)
+            return
         self._loading = None
         self._replace_backend(backend)
         self._settled.set()
@@ -155,10 +156,14 @@ class DgServer(ProtocolServer):
         """Serve with `backend` from now on; the old one is closed (its caches, connections) in a
         thread once its request in flight is done, and nothing here keeps it alive (issue 14 item
         8: a reload kept every old model).  Returns that thread's future."""
-        held = [self.service.backend]
-        self.service.backend = backend
-        if held[0] is None or held[0] is backend or self._loop is None:
+        old, self.service.backend = self.service.backend, backend
+        return None if old is backend else self._release_later(old)
+
+    def _release_later(self, backend: Backend | None) -> asyncio.Future[None] | None:
+        if backend is None or self._loop is None:
             return None
+        held = [backend]
+        del backend  # only `held` keeps it, and `release` drops that
 
         def release() -> None:
             old = held.pop()
@@ -284,6 +289,8 @@ class DgServer(ProtocolServer):
         finally:
             if token is not None:
                 self.work_done_progress.end(token, t.WorkDoneProgressEnd(message="done"))
+                # pygls keeps every token's Future otherwise (one per model load and per command)
+                self.work_done_progress.tokens.pop(token, None)
 
     # ----------------------------------------------------------- client and docs
     @property
