@@ -366,11 +366,10 @@ class DgProtocol(LanguageServerProtocol):
         # pygls files the future of a notification whose handler is a generator or a coroutine
         # (didOpen, didChange, didChangeConfiguration ...) in `_request_futures` under a fresh uuid
         # and never takes it out: one Future per keystroke, ~3.6 MB a minute in the typing storm.
-        # The dict holds only the requests in flight besides, so finding it is cheap.
-        for key, pending in self._request_futures.items():
-            if pending is future:
-                del self._request_futures[key]
-                break
+        # The dict holds only the requests in flight besides, so finding it is cheap.  A new dict,
+        # not a deletion: `shutdown` cancels these futures while it iterates over the old one.
+        if any(pending is future for pending in self._request_futures.values()):
+            self._request_futures = {k: f for k, f in self._request_futures.items() if f is not future}
         if not future.cancelled() and (exc := future.exception()) is not None:
             if isinstance(exc, JsonRpcException):
                 self.problems.warn(f"notification:{exc.code}", f"notification failed: {_one_line(exc)}")
