@@ -12,7 +12,7 @@ stricter front on it; the handlers never see a malformed message:
                      a second `initialize` or anything after `shutdown`, -32002 before
                      `initialize`, -32602 params that fail validation, -32601 an unknown
                      method; error messages are one line, never a traceback
-    ProtocolServer   the LanguageServer base of `DgServer`: stdio through the above, the exit
+    ProtocolServer   the LanguageServer base of `DgServer`: stdio and TCP through the above, the exit
                      code LSP asks for (0 after `shutdown`, else 1), a client's protocol
                      mistakes logged at warning level once per kind, never a popup
 """
@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -363,6 +363,13 @@ class DgProtocol(LanguageServerProtocol):
             self._send_response(msg_id, error=t.ResponseError(code=-32603, message=message))
 
     def _check_handler_result(self, future: Future[Any]) -> None:
+        # pygls files the future of a notification whose handler is a generator or a coroutine
+        # (didOpen, didChange, didChangeConfiguration ...) in `_request_futures` under a fresh uuid
+        # and never takes it out: one Future per keystroke, ~3.6 MB a minute in the typing storm.
+        # The dict holds only the requests in flight besides, so finding it is cheap.  A new dict,
+        # not a deletion: `shutdown` cancels these futures while it iterates over the old one.
+        if any(pending is future for pending in self._request_futures.values()):
+            self._request_futures = {k: f for k, f in self._request_futures.items() if f is not future}
         if not future.cancelled() and (exc := future.exception()) is not None:
             if isinstance(exc, JsonRpcException):
                 self.problems.warn(f"notification:{exc.code}", f"notification failed: {_one_line(exc)}")
@@ -437,7 +444,7 @@ def _id_in(body: bytes) -> Any:
 
 
 class ProtocolServer(LanguageServer):
-    """A LanguageServer on `DgProtocol`, serving stdio through `FrameReader`."""
+    """A LanguageServer on `DgProtocol`, serving stdio or TCP through `FrameReader`."""
 
     protocol: DgProtocol
 
@@ -484,11 +491,16 @@ class ProtocolServer(LanguageServer):
                     return
 
         threading.Thread(target=pump, name="dg-stdin", daemon=True).start()
+        return await self._receive_all(chunks.get)
+
+    async def _receive_all(self, read: Callable[[], Awaitable[bytes]]) -> int:
+        """Frames from `read` (b"" at the end of input) to the protocol until `exit` or the end;
+        the process exit code.  stdio and TCP both come through here."""
         reader = FrameReader()
         stop = self._stop_event
         assert stop is not None
         while not stop.is_set():
-            data = await chunks.get()
+            data = await read()
             if not data:
                 break
             for frame in reader.feed(data):
@@ -497,3 +509,46 @@ class ProtocolServer(LanguageServer):
                     break
         code = self.protocol.exit_code
         return 0 if code is None else code
+
+    def start_tcp(  # type: ignore[override]
+        self, host: str, port: int, on_listening: Callable[[str], None] | None = None
+    ) -> int:
+        """Serve one client over TCP (debugging) through `FrameReader`, as stdio is; the listening
+        socket closes once it connects.  `on_listening` gets "HOST:PORT" (port 0 picks a free one)."""
+        self._stop_event = threading.Event()
+        try:
+            return asyncio.run(self._serve_tcp(host, port, on_listening))
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            self.shutdown()
+
+    async def _serve_tcp(self, host: str, port: int, on_listening: Callable[[str], None] | None) -> int:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if done.done() or not listener.is_serving():
+                writer.close()  # one client at a time: this server is for debugging
+                return
+            listener.close()
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+
+            async def read() -> bytes:
+                try:
+                    return await reader.read(65536)
+                except (ConnectionError, OSError):
+                    return b""
+
+            try:
+                code = await self._receive_all(read)
+            finally:
+                writer.close()
+            if not done.done():
+                done.set_result(code)
+
+        listener = await asyncio.start_server(connection, host, port)
+        address = listener.sockets[0].getsockname()
+        log.info("listening on %s:%s", address[0], address[1])
+        if on_listening is not None:
+            on_listening(f"{address[0]}:{address[1]}")
+        return await done

@@ -114,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         if not port.isdigit():
             raise SystemExit(f"dg-lsp: error: --tcp wants HOST:PORT, got {args.tcp!r}")
-        server.start_tcp(host or "127.0.0.1", int(port))
-        return 0
+        def listening(address: str) -> None:  # the one line a debugging user needs (port 0: which)
+            print(f"dg-lsp: listening on {address}", file=sys.stderr, flush=True)
+
+        return server.start_tcp(host or "127.0.0.1", int(port), listening)
     # the exit code LSP asks for: 0 after shutdown, else 1
     return server.start_io(sys.stdin.buffer, ClientPipe(sys.stdout.buffer))  # type: ignore[arg-type]
 

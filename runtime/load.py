@@ -142,6 +142,11 @@ def random_embedded(
 
 def read_config(path: Path) -> dict:
     """A model folder's config.json (it must exist and be a JSON object)."""
+    if path == DEFAULT_MODEL_DIR and not path.exists():  # `pip install .`: models/ stays behind
+        raise ModelLoadError(
+            f"the default model is missing ({path}); it ships in the repository's models/ folder, "
+            "so install dg-lsp from a checkout with `pip install -e` (or set `model` to a folder)"
+        )
     if not path.exists():
         raise ModelLoadError(f"model folder {path} does not exist")
     if not path.is_dir():
@@ -165,11 +170,6 @@ def trained_context(cfg: dict) -> int | None:
 
 
 def load_folder(path: Path) -> tuple[InfillTransformer, Tokenizer, str, int | None]:
-    if path == DEFAULT_MODEL_DIR and not path.exists():
-        raise ModelLoadError(
-            f"the default model is missing ({path}); it ships in the repository's models/ folder, "
-            "so install dg-lsp from a checkout with `pip install -e` (or set `model` to a folder)"
-        )
     cfg = read_config(path)
     cfg_path = path / "config.json"
     if cfg.get("format") != FORMAT:

@@ -12,6 +12,8 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers
 
+from runtime.memo import Memo
+
 PAD = "<|pad|>"
 MASK = "<|mask|>"
 EOS = "<|eos|>"
@@ -41,6 +43,9 @@ class Tokenizer:
         self.special_ids = frozenset(hf.token_to_id(t) for t in SPECIAL_TOKENS)
         self.vocab_size: int = hf.get_vocab_size(with_added_tokens=True)
         self._bytes = _token_bytes(hf, self.special_ids, self.vocab_size)
+        # memos kept on the tokenizer (a class-wide lru_cache kept every reloaded tokenizer alive)
+        self._flags: Memo[int, tuple[tuple[bool, ...], tuple[bool, ...]]] = Memo(64)
+        self._starting: Memo[bytes, tuple[int, ...]] = Memo(256)
 
     # construction -----------------------------------------------------------
     @classmethod
@@ -81,21 +86,24 @@ class Tokenizer:
         """Ids of tokens that contain a line break (single-line completions stop there)."""
         return frozenset(i for i, b in enumerate(self._bytes) if b"\n" in b)
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - tokenizers live as long as the process
     def content_flags(self, skip: int = 0) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
         """Per id: (holds a non-whitespace character, holds a line break), judged on the token's
         bytes after the first `skip` (the healed text at slot 0).  Special ids: neither."""
+        if (known := self._flags.get(skip)) is not None:
+            return known
         visible, breaks = [], []
         for i, b in enumerate(self._bytes):
             rest = b"" if i in self.special_ids else b[skip:]
             visible.append(bool(rest.strip()))
             breaks.append(b"\n" in rest)
-        return tuple(visible), tuple(breaks)
+        return self._flags.put(skip, (tuple(visible), tuple(breaks)))
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - tokenizers live as long as the process
     def ids_starting_with(self, head: bytes) -> tuple[int, ...]:
         """Ids of normal tokens whose bytes begin with `head` (for boundary healing)."""
-        return tuple(i for i, b in enumerate(self._bytes) if i not in self.special_ids and b.startswith(head))
+        if (known := self._starting.get(head)) is not None:
+            return known
+        ids = tuple(i for i, b in enumerate(self._bytes) if i not in self.special_ids and b.startswith(head))
+        return self._starting.put(head, ids)
 
 
 def configure_byte_level(hf: HFTokenizer) -> None:

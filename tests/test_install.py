@@ -1,7 +1,9 @@
 """A core-only install (`pip install -e .`, what docs/editors.md tells a user) has every module
 `dg-lsp serve/infill/eval/train` imports at module level (issue 14 item 12): each third-party
 module imported at the top of a file in dg_lsp/ or runtime/ is a core dependency; extras
-(transformers, httpx for runtime/backends) are imported inside the functions that need them."""
+(transformers, httpx for runtime/backends) are imported inside the functions that need them.
+This is the static half; .ci/core_install (run by .ci/run) installs `pip install .` without extras in
+a fresh venv and drives the server and the CLI from it."""
 
 from __future__ import annotations
 

@@ -56,5 +56,10 @@ class Backend(ABC):
         """Context-cache counters, or None for a backend without one."""
         return None
 
+    def release(self) -> None:
+        """`close`, once the request in flight (if any) has finished: the backend is being replaced."""
+        with self._lock:
+            self.close()
+
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the model (and any connection)."""

@@ -22,6 +22,7 @@ from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan
 from runtime.context import Context, build_context
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
+from runtime.memo import Memo
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
 from runtime.rules import ContentRule
@@ -67,6 +68,9 @@ class EmbeddedBackend(Backend):
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
         self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
+        self._rules: Memo[str, ContentRule] = Memo(64)
+        """Blank-line content rules by healed text (kept here: a class-wide lru_cache kept every
+        reloaded backend alive, its model included)."""
 
     def cache_stats(self) -> CacheStats:
         return self.cache.stats()
@@ -139,10 +143,11 @@ class EmbeddedBackend(Backend):
             exact_length=req.exact_length,
         )
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - backends live as long as the process
     def _content_rule(self, heal: str) -> ContentRule:
+        if (known := self._rules.get(heal)) is not None:
+            return known
         visible, breaks = self.tok.content_flags(0)
         first_visible, first_breaks = self.tok.content_flags(len(heal.encode()))
         flags = (torch.tensor(f) for f in (visible, breaks, first_visible, first_breaks))
-        return ContentRule.from_flags(*flags, pad_id=self.tok.pad_id)
+        return self._rules.put(heal, ContentRule.from_flags(*flags, pad_id=self.tok.pad_id))
 

@@ -212,3 +212,64 @@ def test_commands_and_invoked_requests_wait_for_the_model_load():
         assert statuses[0] == "loading" and "ready" in statuses
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------ bookkeeping (in process)
+async def test_notifications_leave_no_future_behind():
+    """pygls kept the future of every notification with a generator or coroutine handler (didOpen,
+    didChange) in `_request_futures` for good: the typing storm's RSS grew ~3.6 MB a minute."""
+    import io
+
+    from dg_lsp.session import DgServer
+
+    ls = DgServer()
+    try:
+        p = ls.protocol
+        p.set_writer(io.BytesIO())
+        p.receive(Frame(msg(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})))
+        uri = "file:///a.py"
+        p.receive(Frame(json.dumps({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+            "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": ""}}}).encode()))
+        for v in range(2, 202):
+            at = {"line": 0, "character": v - 2}
+            change = {"range": {"start": at, "end": at}, "text": "x"}
+            p.receive(Frame(json.dumps({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+                "textDocument": {"uri": uri, "version": v}, "contentChanges": [change]}}).encode()))
+        assert ls.workspace.get_text_document(uri).source == "x" * 200
+        assert len(p._request_futures) == 0, len(p._request_futures)
+    finally:
+        ls.service.close()
+
+
+async def test_progress_tokens_are_forgotten_when_done():
+    """pygls keeps a Future per work-done progress token for good (one per model load and command)."""
+    import asyncio
+    import io
+    import re
+
+    from dg_lsp.session import DgServer
+
+    ls = DgServer()
+    try:
+        p, out = ls.protocol, io.BytesIO()
+        p.set_writer(out)
+        p.receive(Frame(msg(1, "initialize", {"processId": None, "rootUri": None,
+                                              "capabilities": {"window": {"workDoneProgress": True}}})))
+
+        async def work() -> None:
+            async with ls.progress("dg-lsp: test", 1) as step:
+                step()
+
+        task = asyncio.ensure_future(work())
+        for _ in range(100):  # until the server asks the client for a token
+            await asyncio.sleep(0.01)
+            if (m := re.search(rb'\{"id": ("[^"]+"|\d+)[^\n]*"window/workDoneProgress/create"',
+                               out.getvalue())):
+                break
+        assert m is not None, out.getvalue()
+        p.receive(Frame(b'{"jsonrpc": "2.0", "id": %s, "result": null}' % m.group(1)))
+        await asyncio.wait_for(task, 10)
+        assert b'"kind": "end"' in out.getvalue()
+        assert ls.work_done_progress.tokens == {}
+    finally:
+        ls.service.close()

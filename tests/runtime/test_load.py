@@ -100,10 +100,15 @@ def test_missing_tokenizer(folder):
         load_folder(path)
 
 
-def test_missing_default_model_says_how_to_get_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("load", ["load_embedded", "load_backend"])
+def test_missing_default_model_says_how_to_get_it(tmp_path, monkeypatch, load):
+    """load_backend (what the server and the CLI call) said only "does not exist" (a `pip install .`:
+    .ci/core_install found it)."""
+    import runtime.load
+
     monkeypatch.setattr("runtime.load.DEFAULT_MODEL_DIR", tmp_path / "dg-code-small")
     with pytest.raises(ModelLoadError, match=r"default model is missing.*pip install -e"):
-        load_embedded("default")
+        getattr(runtime.load, load)("default")
 
 
 def test_draft_rules_are_read_from_the_folder(folder):
