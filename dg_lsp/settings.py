@@ -69,7 +69,8 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     workspace_max_file_bytes: Annotated[int, msgspec.Meta(ge=1024, le=2**26)] = 2**20
     """Files larger than this many bytes are not indexed."""
     workspace_max_bytes: Annotated[int, msgspec.Meta(ge=2**20, le=2**31)] = 64 * 2**20
-    """Most text indexed in all, in bytes (the index, which keeps the text for context snippets, holds about 4 times this in memory at most)."""
+    """Most text indexed in all, in bytes (the index, which keeps the text for context snippets,
+    holds about 4 times this in memory at most)."""
     drafts: bool = True
     """Put line drafts from the workspace on the canvas for single-line completions (verified by
     the model in one batched forward); false denoises every completion from masks only."""
