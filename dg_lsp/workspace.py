@@ -22,7 +22,7 @@ from pathlib import Path
 from pygls import uris
 
 from runtime.retrieval import Draft, line_drafts
-from runtime.snippets import QUERY_LINES, Snippet, workspace_snippets
+from runtime.snippets import Snippet, workspace_snippets
 from runtime.workspace import WorkspaceIndex, WorkspaceLimits, read_text_file
 
 log = logging.getLogger("dg_lsp")
@@ -127,8 +127,7 @@ class WorkspaceFeed:
         path = path_of(uri)
         self._refresh(path)
         prefix, suffix = _around(text, offset)
-        above = prefix[: prefix.rfind("\n") + 1]
-        key = (path, above[-QUERY_LINES * 200 :], self.index.version)
+        key = (path, prefix[: prefix.rfind("\n") + 1], self.index.version)  # the lines above
         if self._snippets is None or self._snippets[0] != key:
             self._snippets = (key, workspace_snippets(prefix, suffix, self.index, document=path))
         return self._snippets[1]

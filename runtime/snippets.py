@@ -51,9 +51,14 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text))
 
 
+def hashed(names: Iterable[str]) -> np.ndarray:
+    """Identifiers as sorted, distinct 32-bit hashes."""
+    return np.unique(np.fromiter((zlib.crc32(w.encode()) for w in names), dtype=np.uint32))
+
+
 def word_hashes(text: str) -> np.ndarray:
-    """A document's identifiers as sorted, distinct 32-bit hashes (what a file is ranked by)."""
-    return np.unique(np.fromiter((zlib.crc32(w.encode()) for w in words(text)), dtype=np.uint32))
+    """A document's identifiers, hashed (what a file is ranked by)."""
+    return hashed(words(text))
 
 
 def query_words(prefix: str) -> set[str]:
@@ -66,7 +71,7 @@ def rank_files(query: set[str], files: Iterable[tuple[str, np.ndarray]], limit: 
     """The keys of the `limit` files holding most of the query's identifiers (ties: first seen)."""
     if not query:
         return []
-    q = np.unique(np.fromiter((zlib.crc32(w.encode()) for w in query), dtype=np.uint32))
+    q = hashed(query)
     scored = []
     for key, hashes in files:
         hits = int(np.isin(q, hashes, assume_unique=True).sum())
@@ -108,11 +113,13 @@ def context_snippets(
     *,
     current: str = "",
     limit: int = 4,
+    query: set[str] | None = None,
 ) -> list[Snippet]:
     """The best `limit` snippets for the cursor between `prefix` and `suffix` of the document
     `current`, from `documents` ((key, text) of the ranked files, the current one excluded) and
-    from the current document's own text away from the cursor."""
-    query = query_words(prefix)
+    from the current document's own text away from the cursor.  `query`: `query_words(prefix)`
+    when the caller has it already."""
+    query = query_words(prefix) if query is None else query
     if not query:
         return []
     own_lines = prefix.split("\n")
@@ -128,11 +135,12 @@ def context_snippets(
 
 
 def workspace_snippets(
-    prefix: str, suffix: str, index: WorkspaceIndex | None, *, document: str | None = None, limit: int = 4
+    prefix: str, suffix: str, index: WorkspaceIndex, *, document: str | None = None, limit: int = 4
 ) -> list[Snippet]:
     """`context_snippets` over a workspace index (the document `document` is its live text)."""
-    if index is None:
-        return context_snippets(prefix, suffix, (), current=document or "", limit=limit)
-    keys = rank_files(query_words(prefix), index.file_words(exclude=document))
+    query = query_words(prefix)
+    if not query:
+        return []
+    keys = rank_files(query, index.file_words(exclude=document))
     texts = ((k, index.text(k) or "") for k in keys)
-    return context_snippets(prefix, suffix, texts, current=document or "", limit=limit)
+    return context_snippets(prefix, suffix, texts, current=document or "", limit=limit, query=query)

@@ -116,6 +116,24 @@ def reserved_packages(files: Iterable[Path] = RESERVED_FILES) -> frozenset[str]:
     return frozenset(names)
 
 
+IMPORT_NAMES = {"attrs": ("attr", "attrs"), "cattrs": ("cattr", "cattrs"), "python-slugify": ("slugify",)}
+"""Reserved distributions whose import names are not their names with '_' for '-'."""
+
+
+def reserved_modules(reserved: Iterable[str]) -> frozenset[str]:
+    """The import names of the reserved distributions."""
+    return frozenset(m for r in reserved for m in IMPORT_NAMES.get(r, (r.replace("-", "_"),)))
+
+
+def is_reserved_copy(path: str, modules: frozenset[str]) -> bool:
+    """A file of another distribution inside a folder (or a module) named like a reserved one's
+    import package: a vendored copy, left out whichever package carries it (at the price of a few
+    files that only share the name, such as `datasets/arrow/`)."""
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    in_folder = any(p in modules for p in parts[:-1])
+    return in_folder or (len(parts) > 1 and PurePosixPath(parts[-1]).stem in modules)
+
+
 def is_permissive(license_text: str) -> bool:
     low = license_text.lower()
     if any(c in low for c in COPYLEFT):
@@ -367,6 +385,7 @@ def collect(
     for wheel in sorted(wheels):
         items.extend(iter_wheel(wheel, rows, reserved, seen))
     raw = _read_items(items, rows)
+    modules = reserved_modules(reserved)
     # held-out packages first: a training file duplicating one of them is the one dropped; then this
     # machine's own files, so a pinned wheel's copy of one (a backport, a vendored module) is dropped
     raw.sort(key=lambda d: (d.package not in heldout, bool(d.source), d.package, d.path))
@@ -379,6 +398,8 @@ def collect(
         pkg, lic, path, text = doc.package, doc.license, doc.path, doc.text
         split = "heldout" if pkg in heldout else "train"
         reason = reject_reason(path, text)
+        if reason is None and not pkg.startswith("stdlib:") and is_reserved_copy(path, modules):
+            reason = "reserved-copy"
         if reason is None:
             key = exact_key(text)
             if key in exact:

@@ -199,7 +199,7 @@ class Trainer:
         model, tok, _, _ = load_folder(folder)
         if model.args.to_dict() != self.args.to_dict():
             raise ValueError(f"{folder} has shape {model.args.to_dict()}, this run {self.args.to_dict()}")
-        if tok.vocab_size != self.tok.vocab_size or tok.encode("def f(x):") != self.tok.encode("def f(x):"):
+        if tok.hf.get_vocab(with_added_tokens=True) != self.tok.hf.get_vocab(with_added_tokens=True):
             raise ValueError(f"{folder}'s tokenizer is not {self.cfg.tokenizer}")
         self.model.load_state_dict(model.state_dict())
         self.log(f"warm start from {folder}")

@@ -349,3 +349,21 @@ def test_old_shards_stay_readable(tmp_path):
         )
     docs = read_shards(tmp_path, "train")
     assert [(d.path, d.source) for d in docs] == [("os.py", ""), ("y.py", "")]
+
+
+def test_vendored_copies_of_reserved_packages_are_left_out(tree):
+    """A reserved distribution copied into another one (a folder or a module of its name) stays out."""
+    std, site = tree
+    make_dist(site, "carrier", "MIT", {
+        "carrier/__init__.py": code("carrier"),
+        "carrier/compat/more_itertools/recipes.py": code("chunked"),
+        "carrier/attr.py": code("define"),
+    })  # fmt: skip
+    train, _, rows = collect(std, [site], heldout=())
+    kept = {d.path for d in train}
+    assert "carrier/__init__.py" in kept
+    assert not kept & {"carrier/compat/more_itertools/recipes.py", "carrier/attr.py"}
+    status = {r.file: r.status for r in rows}
+    copies = ("carrier/attr.py", "carrier/compat/more_itertools/recipes.py")
+    assert {status[c] for c in copies} == {"skip:reserved-copy"}
+    assert "os.py" in kept  # the standard library is never a copy
