@@ -2,36 +2,71 @@
 
 A fifth of the lines of real code appear verbatim elsewhere in the same file, more in the
 same package; a draft puts such a line on the canvas, where the model verifies all of it in
-one forward (`runtime.backends.embedded`).  Three kinds, each from the current document
-(its live text: the request's prefix and suffix) and from the rest of the workspace
-(`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
+one forward (`runtime.backends.embedded`).  Seven kinds, each from the current document
+(its live text: the request's prefix and suffix) and, where said, from the rest of the
+workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
 
     prefix    lines that start with what is typed on the cursor's line
     follows   lines that follow another occurrence of the line above the cursor
+    precedes  lines that precede another occurrence of the line below the cursor (the
+              suffix is known: this is infilling)
+    between   in the current document, a line with the cursor's line above before it and
+              the cursor's line below after it
+    follows~, precedes~
+              in the current document, the same with a neighbour that only starts like the
+              cursor's (its first three tokens)
     ngram     in the current document, the text after another occurrence of the last
               words typed (prompt lookup)
 
-Each candidate's evidence is its count, weighted by kind and by where it was found (the same
-file counts more); the best `limit` distinct drafts are returned.  Pure Python, no torch.
+A candidate's score adds, over the kinds and places that found it, the kind's weight times
+log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Pure Python, no torch.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.workspace import WorkspaceIndex
 
-WEIGHTS = {("follows", "file"): 4.0, ("follows", "workspace"): 2.0, ("prefix", "file"): 2.0,
-           ("prefix", "workspace"): 1.0, ("ngram", "file"): 2.0}  # fmt: skip
-"""Evidence per occurrence: a line that follows the same line elsewhere says more than one that
-only starts the same way; the current file says more than the rest of the workspace."""
+
+@dataclass(frozen=True)
+class Evidence:
+    """How a candidate's occurrences become its score: per kind and place, the weight times
+    log(1 + occurrences) (or times the occurrences, `log_counts` False).  A kind missing from
+    `weights` is not looked for."""
+
+    weights: dict[tuple[str, str], float]
+    log_counts: bool = True
+
+    def part(self, how: str, where: str, n: int) -> float:
+        return self.weights[how, where] * (math.log1p(n) if self.log_counts else n)
+
+
+EVIDENCE = Evidence({
+    ("between", "file"): 4.0,
+    ("follows", "file"): 4.0, ("follows", "workspace"): 2.0, ("follows~", "file"): 1.0,
+    ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0, ("precedes~", "file"): 4.0,
+    ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
+    ("ngram", "file"): 0.25,
+})  # fmt: skip
+"""Chosen by `benchmarks/line_drafts.py` on 1,600 held-out tasks of seeds 1 and 2 (the top
+draft's exact match; seed 0, which the docs report, was not looked at while choosing): a
+neighbouring line matched says more than a typed prefix, the current file more than the rest of
+the workspace."""
+EVIDENCE_2026_11 = Evidence({("follows", "file"): 4.0, ("follows", "workspace"): 2.0,
+                             ("prefix", "file"): 2.0, ("prefix", "workspace"): 1.0,
+                             ("ngram", "file"): 2.0}, log_counts=False)  # fmt: skip
+"""The first rules (three kinds, linear counts), kept for the benchmark's comparison."""
 MAX_DRAFT_CHARS = 200
 MAX_MATCHES = 200
 """Matching lines taken per kind and place: enough evidence, and a bounded cost in a long file
 whose every line matches."""
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+Add = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -40,7 +75,7 @@ class Draft:
     """What goes at the cursor: the rest of the line."""
     score: float
     how: str
-    """prefix, follows or ngram."""
+    """prefix, follows, precedes, between, follows~, precedes~ or ngram."""
     where: str
     """file (the current document) or workspace."""
 
@@ -58,10 +93,13 @@ class _Cursor:
         lines = [ln.strip() for ln in before[:-1]] + [""] + [ln.strip() for ln in after[1:]]
         return cls(before[-1].lstrip(), after[0].strip(), lines, len(before) - 1)
 
-    def line_above(self) -> tuple[str, int]:
-        for j in range(self.row - 1, -1, -1):
+    def neighbour(self, step: int) -> tuple[str, int]:
+        """The nearest non-blank line above (step -1) or below (+1) the cursor's, and its index."""
+        j = self.row + step
+        while 0 <= j < len(self.lines):
             if self.lines[j]:
                 return self.lines[j], j
+            j += step
         return "", -1
 
     def continuation(self, line: str) -> str | None:
@@ -81,31 +119,37 @@ def line_drafts(
     *,
     document: str | None = None,
     limit: int = 4,
+    evidence: Evidence = EVIDENCE,
 ) -> list[Draft]:
     """The best `limit` drafts for the cursor between `prefix` and `suffix`.  `document` is the
     current document's key in `index`: its entry (maybe stale) is left out, the live text is used."""
+    found = candidates(prefix, suffix, index, document=document, kinds=set(evidence.weights))
+    return ranked(found, evidence, limit)
+
+
+def candidates(
+    prefix: str,
+    suffix: str,
+    index: WorkspaceIndex | None = None,
+    *,
+    document: str | None = None,
+    kinds: set[tuple[str, str]] | None = None,
+) -> Counter[tuple[str, str, str]]:
+    """Every candidate text with its occurrences per kind and place: (text, how, where) -> n.
+    `kinds`: the (how, where) pairs to look for (None: all)."""
     cur = _Cursor.of(prefix, suffix)
-    evidence: Counter[tuple[str, str, str]] = Counter()  # (text, how, where) -> occurrences
+    found: Counter[tuple[str, str, str]] = Counter()
     taken: Counter[tuple[str, str]] = Counter()
 
     def add(line: str, how: str, where: str, n: int = 1) -> None:
-        if taken[how, where] >= MAX_MATCHES:
+        if (kinds is not None and (how, where) not in kinds) or taken[how, where] >= MAX_MATCHES:
             return
         text = cur.continuation(line)
         if text is not None:
-            evidence[text, how, where] += n
+            found[text, how, where] += n
             taken[how, where] += 1
 
-    above, at = cur.line_above()
-    if above:
-        for j, line in enumerate(cur.lines):
-            if line == above and j != at:
-                nxt = next((x for x in cur.lines[j + 1 :] if x), None)
-                if nxt is not None:
-                    add(nxt, "follows", "file")
-        if index is not None:
-            for line, n in index.followers(above, exclude=document):
-                add(line, "follows", "workspace", n)
+    _neighbours(cur, index, document, add)
     if cur.typed:
         for j, line in enumerate(cur.lines):
             if j != cur.row and line.startswith(cur.typed):
@@ -114,17 +158,62 @@ def line_drafts(
             for line, n in index.with_prefix(cur.typed, exclude=document):
                 add(line, "prefix", "workspace", n)
         _ngram(cur, add)
+    return found
+
+
+def _neighbours(cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add) -> None:
+    """The follows, precedes and between candidates, from the document and the workspace."""
+    above, at = cur.neighbour(-1)
+    below, bt = cur.neighbour(+1)
+    nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
+    heads = (_head(above), _head(below))
+    for k, (j, line) in enumerate(nonblank):
+        if above and line == above and j != at and k + 1 < len(nonblank):
+            add(nonblank[k + 1][1], "follows", "file")
+        elif above and k + 1 < len(nonblank) and j != at and _starts_like(line, heads[0]):
+            add(nonblank[k + 1][1], "follows~", "file")
+        if below and line == below and j != bt and k > 0:
+            add(nonblank[k - 1][1], "precedes", "file")
+            if above and k > 1 and nonblank[k - 2][1] == above:
+                add(nonblank[k - 1][1], "between", "file")
+        elif below and k > 0 and j != bt and _starts_like(line, heads[1]):
+            add(nonblank[k - 1][1], "precedes~", "file")
+    if index is None:
+        return
+    if above:
+        for line, n in index.followers(above, exclude=document):
+            add(line, "follows", "workspace", n)
+    if below:
+        for line, n in index.leaders(below, exclude=document):
+            add(line, "precedes", "workspace", n)
+
+
+def ranked(found: Counter[tuple[str, str, str]], evidence: Evidence, limit: int) -> list[Draft]:
+    """The best `limit` texts by summed evidence; ties go to the shorter text.  Each draft names
+    the kind and place that gave it the most."""
     scores: Counter[str] = Counter()
-    best: dict[str, tuple[str, str]] = {}
-    for (text, how, where), n in evidence.items():
-        score = WEIGHTS[how, where] * n
-        scores[text] += score
-        if text not in best or score > WEIGHTS[best[text]] * evidence[text, *best[text]]:
-            best[text] = (how, where)
-    return [Draft(text, s, *best[text]) for text, s in scores.most_common(limit)]
+    best: dict[str, tuple[float, str, str]] = {}
+    for (text, how, where), n in found.items():
+        if (how, where) not in evidence.weights:
+            continue
+        part = evidence.part(how, where, n)
+        scores[text] += part
+        if text not in best or part > best[text][0]:
+            best[text] = (part, how, where)
+    order = sorted(scores, key=lambda t: (-scores[t], len(t), t))[:limit]
+    return [Draft(t, scores[t], *best[t][1:]) for t in order if scores[t] > 0]
 
 
-def _ngram(cur: _Cursor, add) -> None:
+def _head(line: str) -> tuple[str, ...]:
+    """A line's first three tokens: neighbours that start alike (`follows~`, `precedes~`)."""
+    return tuple(_TOKEN.findall(line)[:3])
+
+
+def _starts_like(line: str, head: tuple[str, ...]) -> bool:
+    return bool(head) and line.startswith(head[0]) and _head(line) == head
+
+
+def _ngram(cur: _Cursor, add: Add) -> None:
     """Prompt lookup in the current document: the last two tokens typed, found in another line,
     and what follows them there."""
     tokens = _TOKEN.findall(cur.typed)

@@ -7,8 +7,9 @@ What retrieval (`runtime.retrieval`) asks of it, fast enough for every keystroke
 
 * `with_prefix(text)`: the distinct lines that start with `text`, with how often each occurs
   (a sorted list of the distinct lines, searched by bisection);
-* `followers(line)`: the lines that follow an occurrence of `line` anywhere, with counts
-  (the (line, next line) pairs of all documents, in one array searched by comparison);
+* `followers(line)` / `leaders(line)`: the lines that follow / precede an occurrence of `line`
+  anywhere, with counts (the (line, next line) pairs of all documents, in one array searched by
+  comparison);
 * `file_words()` and `text(key)`: each document's identifiers (hashed) and its text, for
   context snippets (`runtime.snippets`).
 
@@ -169,7 +170,10 @@ class WorkspaceIndex:
 
     # ----------------------------------------------------------------- building
     def add_folder(
-        self, root: Path, *, progress: Callable[[int, str], None] | None = None,
+        self,
+        root: Path,
+        *,
+        progress: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         """Index the files under `root` (open buffers already held are kept as they are)."""
@@ -295,21 +299,29 @@ class WorkspaceIndex:
     def followers(self, line: str, exclude: str | None = None) -> list[tuple[str, int]]:
         """Stripped lines that follow an occurrence of `line` (blank lines skipped), with counts,
         over every document but `exclude`."""
+        return self._neighbours(line, exclude, before=False)
+
+    def leaders(self, line: str, exclude: str | None = None) -> list[tuple[str, int]]:
+        """Stripped lines that precede an occurrence of `line` (blank lines skipped), with counts,
+        over every document but `exclude`."""
+        return self._neighbours(line, exclude, before=True)
+
+    def _neighbours(self, line: str, exclude: str | None, before: bool) -> list[tuple[str, int]]:
         with self._lock:
             i = self._id_of.get(line)
             if i is None or not line:
                 return []
             if self._pairs is None:
                 self._pairs = _pairs(d.ids for d in self._docs.values())
-            found = Counter(self._follow(self._pairs, i))
+            found = Counter(self._follow(self._pairs, i, before))
             if exclude is not None and exclude in self._docs:
-                found.subtract(self._follow(_pairs([self._docs[exclude].ids]), i))
+                found.subtract(self._follow(_pairs([self._docs[exclude].ids]), i, before))
             return [(self._strings[a], n) for a, n in sorted(found.items()) if n > 0]
 
     @staticmethod
-    def _follow(pairs: tuple[np.ndarray, np.ndarray], i: int) -> dict[int, int]:
+    def _follow(pairs: tuple[np.ndarray, np.ndarray], i: int, before: bool = False) -> dict[int, int]:
         prev, nxt = pairs
-        hits = nxt[prev == i]  # (n,)
+        hits = prev[nxt == i] if before else nxt[prev == i]  # (n,)
         ids, counts = np.unique(hits, return_counts=True)
         return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 

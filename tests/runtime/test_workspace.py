@@ -3,6 +3,8 @@ runtime.drafts (drafted canvases), with real files in tmp_path and the tiny mode
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -86,6 +88,60 @@ def test_line_drafts_rank_the_current_file_and_the_line_above():
     prefix = "x = compute_value(a, b)\ny = compute_"
     drafts = line_drafts(prefix, ")\n", index, document="cur.py")
     assert drafts[0].text == "value(a, b" and drafts[0].where == "file"  # the ")" after the cursor stays
+
+
+def test_leaders_are_the_lines_before_an_occurrence():
+    index = WorkspaceIndex()
+    index.update("a.py", "x = load()\n\nreturn x\ny = load()\nreturn x\n")
+    index.update("b.py", "x = load()\nreturn x\n")
+    assert index.leaders("return x") == [("x = load()", 2), ("y = load()", 1)]
+    assert index.leaders("return x", exclude="a.py") == [("x = load()", 1)]
+    assert index.leaders("not there") == [] and index.leaders("x = load()", exclude="b.py") == []
+
+
+def test_line_drafts_use_the_line_below_the_cursor():
+    """Infilling knows the suffix: a line that precedes the cursor's next line elsewhere is a draft,
+    and one with the cursor's line above before it too (between) outranks it."""
+    from runtime.retrieval import EVIDENCE
+
+    index = WorkspaceIndex()
+    index.update("other.py", "    cache.clear()\n    return result\n")
+    prefix = "def f():\n    result = g()\n    "
+    drafts = line_drafts(prefix, "\n    return result\n", index, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("cache.clear()", "precedes", "workspace")]
+    own = "def h():\n    result = g()\n    log(result)\n    return result\n\n"
+    drafts = line_drafts(own + prefix, "\n    return result\n", index, document="cur.py")
+    assert drafts[0].text == "log(result)" and drafts[0].where == "file"
+    parts = [EVIDENCE.part(how, "file", 1) for how in ("follows", "between", "precedes")]
+    assert drafts[0].score == pytest.approx(sum(parts))
+    assert drafts[1].text == "cache.clear()"
+
+
+def test_line_drafts_match_neighbours_that_start_alike():
+    """A neighbour that only starts like the cursor's (its first three tokens) still finds drafts
+    (`follows~`, `precedes~`), ranked below exact neighbours."""
+    own = "def a(h):\n    h.send_response(200)\n    h.send_header('Type', t)\n\n"
+    prefix = own + "def b(h):\n    body = make()\n    "
+    drafts = line_drafts(prefix, "\n    h.send_header('Length', n)\n", None, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("h.send_response(200)", "precedes~", "file")]
+    prefix = own + "def c(h):\n    h.send_response(404)\n    "
+    drafts = line_drafts(prefix, "\n", None, document="cur.py")
+    assert [(d.text, d.how) for d in drafts] == [("h.send_header('Type', t)", "follows~")]
+
+
+def test_evidence_rules_choose_kinds_and_count_scale():
+    from runtime.retrieval import EVIDENCE_2026_11, Evidence
+
+    index = WorkspaceIndex()
+    index.update("other.py", "    cache.clear()\n    return result\n")
+    prefix, suffix = "def f():\n    result = g()\n    ", "\n    return result\n"
+    assert line_drafts(prefix, suffix, index, document="cur.py", evidence=EVIDENCE_2026_11) == []
+    flat = Evidence({("prefix", "workspace"): 1.0}, log_counts=False)
+    index.update("more.py", "ab = 1\nab = 1\nab = 2\n")
+    drafts = line_drafts("ab", "\n", index, document="cur.py", evidence=flat)
+    assert [(d.text, d.score) for d in drafts] == [(" = 1", 2.0), (" = 2", 1.0)]
+    logged = line_drafts("ab", "\n", index, document="cur.py", evidence=Evidence(flat.weights))
+    assert logged[0].score == pytest.approx(math.log(3))
 
 
 def test_drafts_are_verified_in_one_batched_forward(tiny_backend):
