@@ -154,7 +154,9 @@ async def test_the_shipped_model_declares_no_layout_and_gets_no_snippets(client:
     client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
         settings={"dgLsp": {"model": str(DEFAULT_MODEL_DIR), "threads": 1}}))  # fmt: skip
     await wait_status(client, "loading", since)
-    await wait_status(client, "ready", since)
+    statuses = client.statuses  # type: ignore[attr-defined]
+    loading = next(i for i in range(since, len(statuses)) if statuses[i][0] == "loading")
+    await wait_status(client, "ready", loading + 1)  # not a "ready" of the old model's last request
     uri = (client.ws / "pkg" / "main.py").as_uri()  # type: ignore[attr-defined]
     before = (await stats(client))["snippetTokens"]
     s = await complete(client, uri, 2, 14)
