@@ -112,7 +112,10 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--no-kernels", dest="kernels", action="store_false",
                    help="run the PyTorch reference instead of the Triton kernels on a GPU (debugging)")
     s.add_argument("--workspace", type=Path, default=None, metavar="DIR",
-                   help="index DIR and put line drafts from it on the canvas (with --single-line)")
+                   help="index DIR and put line drafts from it on the canvas (with --single-line), and "
+                        "context snippets from it in the prompt of a model that declares the layout")
+    s.add_argument("--snippet-tokens", type=int, default=128, metavar="N",
+                   help="token budget for the --workspace context snippets (0: none; the model's cap wins)")
     _large_model_options(s)
     s.add_argument("--log-level", default="WARNING")
 
@@ -188,7 +191,19 @@ def _drafts(args: argparse.Namespace, index, prefix: str, suffix: str, document:
     return tuple((d.text, d.score) for d in line_drafts(prefix, suffix, index, document=key))
 
 
-def _request(args: argparse.Namespace, prefix: str, suffix: str, drafts=()) -> InfillRequest:
+def _snippets(args: argparse.Namespace, backend, index, prefix: str, suffix: str, document: Path | None):
+    """Context snippets from the --workspace index, for a model whose config.json declares the
+    layout (`layout.snippet_tokens`); paths relative to DIR, as the server sends them."""
+    if index is None or not args.snippet_tokens or not backend.snippet_tokens:
+        return ()
+    from runtime.snippets import workspace_snippets
+
+    key = str(document.resolve()) if document is not None else None
+    found = workspace_snippets(prefix, suffix, index, document=key, roots=[str(args.workspace.resolve())])
+    return tuple((s.path, s.text) for s in found)
+
+
+def _request(args: argparse.Namespace, prefix: str, suffix: str, drafts=(), snippets=()) -> InfillRequest:
     return InfillRequest(
         prefix=prefix,
         suffix=suffix,
@@ -200,6 +215,8 @@ def _request(args: argparse.Namespace, prefix: str, suffix: str, drafts=()) -> I
         context_tokens=args.context_tokens,
         single_line=args.single_line,
         drafts=drafts,
+        snippets=snippets,
+        snippet_tokens=args.snippet_tokens,
     )
 
 
@@ -248,7 +265,9 @@ def cmd_infill(args: argparse.Namespace) -> int:
     prefix, suffix = split_at(read_text(path), line, col, str(path))
     index = _workspace(args)
     backend = _backend(args)
-    result = backend.infill(_request(args, prefix, suffix, _drafts(args, index, prefix, suffix, path)))
+    drafts = _drafts(args, index, prefix, suffix, path)
+    snippets = _snippets(args, backend, index, prefix, suffix, path)
+    result = backend.infill(_request(args, prefix, suffix, drafts, snippets))
     sys.stdout.write(result.text)
     if not result.text.endswith("\n"):
         sys.stdout.write("\n")
@@ -257,7 +276,8 @@ def cmd_infill(args: argparse.Namespace) -> int:
         print(
             f"model={backend.description} policy={args.policy} forwards={s.forwards} tokens={s.tokens} "
             f"tokens/forward={s.tokens_per_forward:.2f} remasked={s.remasked} drafts={s.drafts_tried} "
-            f"accepted={s.drafts_accepted} ms={s.ms:.1f}",
+            f"accepted={s.drafts_accepted} context={s.context_tokens} snippet_tokens={s.snippet_tokens} "
+            f"snippets={','.join(f'{p}:{n}' for p, n in s.snippets) or 'none'} ms={s.ms:.1f}",
             file=sys.stderr,
         )
     return 0
@@ -303,12 +323,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             document = args.workspace / task.path if index is not None and task.path else None
             drafts = _drafts(args, index, task.prefix, task.suffix, document)
+            snippets = _snippets(args, backend, index, task.prefix, task.suffix, document)
             retrieval_ms = (time.perf_counter() - t0) * 1000  # part of the latency a user sees
-            r = backend.infill(_request(args, task.prefix, task.suffix, drafts))
+            r = backend.infill(_request(args, task.prefix, task.suffix, drafts, snippets))
             row = {"id": task.id, "text": r.text, "forwards": r.stats.forwards,
                    "tokens": r.stats.tokens, "ms": round(r.stats.ms + retrieval_ms, 3)}
             if index is not None:
-                row.update(drafts_tried=r.stats.drafts_tried, drafts_accepted=r.stats.drafts_accepted)
+                row.update(drafts_tried=r.stats.drafts_tried, drafts_accepted=r.stats.drafts_accepted,
+                           snippet_tokens=r.stats.snippet_tokens)
             out.write(encoder.encode(row).decode() + "\n")
             out.flush()
             done += 1

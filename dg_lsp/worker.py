@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runtime.measure import percentile
-from runtime.types import CacheStats, Cancelled, InfillRequest, InfillResult
+from runtime.types import CacheStats, Cancelled, InfillRequest, InfillResult, InfillStats
 
 if TYPE_CHECKING:
     from runtime.backends.base import Backend
@@ -46,12 +46,23 @@ class ServiceStats:
     """Cancel flag set -> model work stopped, for requests cancelled while running."""
     steps_after_cancel: int = 0
     """Most denoising steps any running request made after its cancel flag was set."""
+    snippet_requests: int = 0
+    """Completed requests whose context held context snippets."""
+    snippet_tokens: int = 0
+    last_snippets: tuple[tuple[str, int], ...] = ()
+    """(path, tokens) of the snippets in the last completed request's context."""
 
-    def as_dict(
-        self, cache_stats: CacheStats | None = None, pending: int = 0
-    ) -> dict[str, float | int | str]:
+    def count(self, stats: InfillStats) -> None:
+        """Add a completed request's model work."""
+        self.forwards += stats.forwards
+        self.tokens += stats.tokens
+        self.snippet_requests += bool(stats.snippets)
+        self.snippet_tokens += stats.snippet_tokens
+        self.last_snippets = stats.snippets
+
+    def as_dict(self, cache_stats: CacheStats | None = None, pending: int = 0) -> dict[str, object]:
         lat = list(self.latencies_ms)
-        out: dict[str, float | int | str] = {
+        out: dict[str, object] = {
             "requests": self.completed + self.cancelled + self.errors,
             "completed": self.completed,
             "cancelled": self.cancelled,
@@ -66,6 +77,9 @@ class ServiceStats:
             "forwardsPerToken": round(self.forwards / self.tokens, 3) if self.tokens else 0.0,
             "maxCancelLatencyMs": round(max(self.cancel_latency_ms, default=0.0), 2),
             "maxStepsAfterCancel": self.steps_after_cancel,
+            "snippetRequests": self.snippet_requests,
+            "snippetTokens": self.snippet_tokens,
+            "lastSnippets": [{"path": p, "tokens": n} for p, n in self.last_snippets],
         }
         if cache_stats is not None:
             s = cache_stats
@@ -218,8 +232,7 @@ class InfillService:
         elif result is not None:
             self.stats.completed += 1
             self.stats.latencies_ms.append((now - job.submitted) * 1000)
-            self.stats.forwards += result.stats.forwards
-            self.stats.tokens += result.stats.tokens
+            self.stats.count(result.stats)
         self._release(job)
         if not job.future.done():
             job.future.set_result(result)

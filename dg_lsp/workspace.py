@@ -5,7 +5,8 @@
                          keystroke only marks it, the next query elsewhere re-reads it)
     didClose             the file on disk stands for it again
     watched files        created, changed and deleted files on disk (not open ones)
-    a completion         line drafts for the cursor (`runtime.retrieval.line_drafts`)
+    a completion         line drafts for the cursor (`runtime.retrieval.line_drafts`) and
+                         context snippets (`runtime.snippets`; paths relative to the folder)
 
 Keys are file-system paths, so a buffer and its file on disk are one document.  Only
 `file:` documents take part.  No torch.
@@ -54,12 +55,15 @@ class WorkspaceFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._snippets: tuple[tuple, list[Snippet]] | None = None  # (query key, answer)
+        self.roots: list[str] = []
+        """The workspace folders: a snippet's path in the prompt is relative to its folder."""
 
     # ------------------------------------------------------------------ folders
     def index_folders(self, folders: list[Path], progress: Callable[[int, str], None] | None = None) -> float:
         """Blocking (run it in a thread): index every folder; returns the seconds it took."""
         started = time.perf_counter()
         self.state = "indexing"
+        self.roots = [str(f) for f in folders]
         for folder in folders:
             if self._stop.is_set():
                 break
@@ -129,7 +133,8 @@ class WorkspaceFeed:
         prefix, suffix = _around(text, offset)
         key = (path, prefix[: prefix.rfind("\n") + 1], self.index.version)  # the lines above
         if self._snippets is None or self._snippets[0] != key:
-            self._snippets = (key, workspace_snippets(prefix, suffix, self.index, document=path))
+            found = workspace_snippets(prefix, suffix, self.index, document=path, roots=self.roots)
+            self._snippets = (key, found)
         return self._snippets[1]
 
     def stats(self) -> dict[str, object]:

@@ -47,7 +47,13 @@ class Tally:
         self.deadline_hit |= res.deadline_hit
 
     def stats(
-        self, *, tokens: int, context_tokens: int, started: float, cached_tokens: int = 0
+        self,
+        *,
+        tokens: int,
+        context_tokens: int,
+        started: float,
+        cached_tokens: int = 0,
+        snippets: tuple[tuple[str, int], ...] = (),
     ) -> InfillStats:
         return InfillStats(
             forwards=self.forwards,
@@ -58,6 +64,7 @@ class Tally:
             cached_tokens=cached_tokens,
             ms=(time.perf_counter() - started) * 1000,
             deadline_hit=self.deadline_hit,
+            snippets=snippets,
         )
 
 

@@ -45,6 +45,8 @@ class Context:
     """Text at the end of the prefix that the canvas must re-generate first."""
     snippet_tokens: int = 0
     """How many of `ids` are snippets (at the start)."""
+    snippets: tuple[tuple[str, int], ...] = ()
+    """(path, tokens) of each snippet in `ids`, best first (the layout puts the best last)."""
 
 
 def build_context(
@@ -67,21 +69,25 @@ def build_context(
     prefix_budget = budget - 2 - len(suffix_ids)
     prefix = clip_prefix(tok, prefix, prefix_budget)
     prefix_ids, heal = _split_heal(tok, prefix)
-    snip = snippet_ids(tok, snippets, snippet_budget, prefix + suffix[:kept]) if snippet_budget else []
+    blocks = snippet_blocks(tok, snippets, snippet_budget, prefix + suffix[:kept]) if snippet_budget else []
+    snip = [t for _, block in reversed(blocks) for t in block]  # the best one nearest the context
     ids = [*snip, tok.fim_suffix_id, *suffix_ids, tok.fim_prefix_id, *prefix_ids]
-    return Context(ids=ids, heal=heal, snippet_tokens=len(snip))
+    kept_snippets = tuple((path, len(block)) for path, block in blocks)
+    return Context(ids=ids, heal=heal, snippet_tokens=len(snip), snippets=kept_snippets)
 
 
 SNIPPET_HELD = 0.5
 """A snippet is left out when this fraction of its lines is already in the context."""
 
 
-def snippet_ids(tok: Tokenizer, snippets: Sequence[tuple[str, str]], budget: int, held: str) -> list[int]:
-    """The snippets' tokens, `[FILE_SEP] path "\n" text` each, whole or not at all, best first
-    within `budget`, laid out best last; those whose lines the context `held` mostly holds
+def snippet_blocks(
+    tok: Tokenizer, snippets: Sequence[tuple[str, str]], budget: int, held: str
+) -> list[tuple[str, list[int]]]:
+    """(path, tokens) of the snippets that go in, `[FILE_SEP] path "\n" text` each, whole or not
+    at all, best first within `budget`; those whose lines the context `held` mostly holds
     already are skipped."""
     held_lines = {ln.strip() for ln in held.split("\n") if ln.strip()}
-    blocks: list[list[int]] = []
+    blocks: list[tuple[str, list[int]]] = []
     used = 0
     for path, text in snippets:
         lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
@@ -89,9 +95,9 @@ def snippet_ids(tok: Tokenizer, snippets: Sequence[tuple[str, str]], budget: int
             continue
         block = [tok.file_sep_id, *tok.encode(f"{path}\n{text}\n")]
         if used + len(block) <= budget:
-            blocks.append(block)
+            blocks.append((path, block))
             used += len(block)
-    return [t for block in reversed(blocks) for t in block]
+    return blocks
 
 
 def _split_heal(tok: Tokenizer, prefix: str) -> tuple[list[int], str]:

@@ -10,8 +10,8 @@
             sets with the query; the best window of each file, the best `limit` overall
 
 The backend drops the snippets that its clipped context already holds and fits the rest to its
-token budget (`runtime.context.snippet_ids`); a model declares in its config.json whether it was
-trained with snippets at all (`layout.snippets`).  Pure Python and numpy, no torch.
+token budget (`runtime.context.snippet_blocks`); a model declares in its config.json whether it was
+trained with snippets at all (`layout.snippet_tokens`).  Pure Python and numpy, no torch.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -135,12 +136,34 @@ def context_snippets(
 
 
 def workspace_snippets(
-    prefix: str, suffix: str, index: WorkspaceIndex, *, document: str | None = None, limit: int = 4
+    prefix: str,
+    suffix: str,
+    index: WorkspaceIndex,
+    *,
+    document: str | None = None,
+    limit: int = 4,
+    roots: Sequence[str] | None = None,
 ) -> list[Snippet]:
-    """`context_snippets` over a workspace index (the document `document` is its live text)."""
+    """`context_snippets` over a workspace index (the document `document` is its live text).
+    `roots`: the workspace folders, when the index's keys are absolute paths (the server's, the
+    CLI's): each snippet's path is then `shown_path`; None leaves the keys as they are."""
     query = query_words(prefix)
     if not query:
         return []
     keys = rank_files(query, index.file_words(exclude=document))
     texts = ((k, index.text(k) or "") for k in keys)
-    return context_snippets(prefix, suffix, texts, current=document or "", limit=limit, query=query)
+    found = context_snippets(prefix, suffix, texts, current=document or "", limit=limit, query=query)
+    if roots is None:
+        return found
+    return [Snippet(shown_path(s.path, roots), s.text, s.score) for s in found]
+
+
+def shown_path(key: str, roots: Sequence[str]) -> str:
+    """A snippet's path as the model reads it: relative to the first of the workspace folders
+    `roots` that holds it, with "/" (training's paths are relative to their package), else the
+    file's name (a file outside every folder; no absolute path reaches the prompt)."""
+    path = PurePath(key)
+    for root in roots:
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name

@@ -110,7 +110,7 @@ class InfillRequest:
     in one forward before it denoises (see `runtime.drafts`)."""
     snippets: tuple[tuple[str, str], ...] = ()
     """Context snippets from the workspace, (path, text), best first (`runtime.snippets`); used
-    only by a model trained with them (its config.json `layout.snippets`)."""
+    only by a model trained with them (its config.json `layout.snippet_tokens`)."""
     snippet_tokens: int = 128
     """Token budget for the snippets, on top of `context_tokens` (the model's own cap wins)."""
 
@@ -158,10 +158,19 @@ class InfillStats:
     drafts_accepted: int = 0
     tokens_corrected: int = 0
     """Tokens of an accepted draft the model re-masked and denoised again (self-correction)."""
+    snippets: tuple[tuple[str, int], ...] = ()
+    """(path, tokens) of each context snippet the backend put in the context, best first (the
+    rest of `InfillRequest.snippets` was already in the context or over the budget); their
+    tokens are part of `context_tokens`.  Empty for a model that reads none."""
 
     @property
     def tokens_per_forward(self) -> float:
         return self.tokens / self.forwards if self.forwards else 0.0
+
+    @property
+    def snippet_tokens(self) -> int:
+        """Context tokens spent on snippets."""
+        return sum(n for _, n in self.snippets)
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,9 @@ class EmbeddedBackend(Backend):
             if out is None:
                 out, tally = self._chain(plan, context, policy, req, ctx, started, should_cancel, generator)
         text = finish(strip_heal(self.tok, ctx.heal, out), req)
+        size, cached = len(ctx.ids), context.cached
         stats = tally.stats(
-            tokens=len(out), context_tokens=len(ctx.ids), cached_tokens=context.cached, started=started
+            tokens=len(out), context_tokens=size, cached_tokens=cached, started=started, snippets=ctx.snippets
         )
         return InfillResult(text=text, stats=verified.count(stats, out))
 

@@ -142,3 +142,25 @@ def test_batch_and_infill_with_a_workspace(capsys, tmp_path):
     assert code == 0 and text == "_norm(q)\n"
     code, _, err = run(capsys, "infill", f"{ws / 'pkg' / 'm.py'}:2:15", "--workspace", str(tmp_path / "no"))
     assert code == 2 and "is not a folder" in err
+
+
+def test_infill_with_a_workspace_and_a_snippet_layout_reports_the_snippet(capsys, tmp_path, snippet_model):
+    """`dg-lsp infill --workspace --stats` with conftest's `snippet_model` (the shipped weights under a
+    config.json declaring the snippet layout: plumbing, not a claim that the model uses snippets):
+    the stats name the other file's snippet, by its path in the workspace, and its exact block size;
+    the shipped model (no layout) and `--snippet-tokens 0` send none."""
+    from runtime.tokenizer import Tokenizer
+
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    helpers = "def qx_norm(qvec):\n    return qvec / qx_scale(qvec)\n"
+    (ws / "pkg" / "helpers.py").write_text(helpers)
+    (ws / "pkg" / "m.py").write_text("def run(qvec):\n    scaled = qx_scale(qvec)\n    value = qx\n")
+    tok = Tokenizer.from_file(snippet_model / "tokenizer.json")
+    n = 1 + len(tok.encode(f"pkg/helpers.py\n{helpers}\n"))
+    where = [f"{ws / 'pkg' / 'm.py'}:3:15", "--workspace", str(ws), "--single-line", "--stats"]
+    code, _, err = run(capsys, "infill", *where, "--model", str(snippet_model))
+    assert code == 0 and f" snippet_tokens={n} snippets=pkg/helpers.py:{n} " in err
+    for other in (["--model", "default"], ["--model", str(snippet_model), "--snippet-tokens", "0"]):
+        code, _, err = run(capsys, "infill", *where, *other)
+        assert code == 0 and " snippet_tokens=0 snippets=none " in err

@@ -1,6 +1,7 @@
 """The embedded engine end to end on the random-weight `tiny` preset (the text is noise;
 the plumbing is what is checked)."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -204,3 +205,38 @@ def test_snippets_reach_only_a_model_trained_with_them(tiny_backend):
         assert tiny_backend.infill(with_snippets).stats.context_tokens > plain
     finally:
         tiny_backend.snippet_tokens = 0
+
+
+def test_a_model_declaring_the_layout_encodes_the_snippet_blocks_it_reports(snippet_model, monkeypatch):
+    """The shipped weights under a config.json that declares `layout.snippet_tokens` (conftest's
+    `snippet_model`; plumbing only, the weights never learned snippets).  The ids the backend hands
+    its context cache (a spy that calls through) start with the snippet's `[FILE_SEP] path` block
+    and its identifier; the stats report that block, whole snippets only, within the request's
+    budget and the model's cap."""
+    from runtime.load import load_embedded
+
+    backend = load_embedded(str(snippet_model), threads=1)
+    assert backend.snippet_tokens == 128
+    tok, encoded, encode = backend.tok, [], backend.cache.encode
+    monkeypatch.setattr(
+        backend.cache, "encode", lambda model, ids, *a: encoded.append(list(ids)) or encode(model, ids, *a)
+    )
+    helpers = ("pkg/helpers.py", "def qx_norm(qvec):\n    return qvec\n")
+    req = InfillRequest(
+        "def f(qvec):\n    value = qx", "\n", max_tokens=8, single_line=True, snippets=(helpers,)
+    )
+    block = [tok.file_sep_id, *tok.encode("pkg/helpers.py\ndef qx_norm(qvec):\n    return qvec\n\n")]
+    r = backend.infill(req)
+    assert encoded[-1][: len(block) + 1] == [*block, tok.fim_suffix_id]
+    assert "pkg/helpers.py\ndef qx_norm(" in tok.decode(encoded[-1][1 : len(block)])
+    assert r.stats.snippets == (("pkg/helpers.py", len(block)),) and r.stats.snippet_tokens == len(block)
+    assert r.stats.context_tokens == len(encoded[-1])
+    tight = backend.infill(dataclasses.replace(req, snippet_tokens=len(block) - 1))
+    assert tight.stats.snippets == () and encoded[-1][0] == tok.fim_suffix_id  # whole or not at all
+    long = ("pkg/long.py", "def qx_norm(qvec):\n" + "    qvec = qvec + 1\n" * 40)  # > 128 tokens
+    assert 128 < 1 + len(tok.encode(f"{long[0]}\n{long[1]}\n")) < 4096
+    capped = backend.infill(dataclasses.replace(req, snippets=(long, helpers), snippet_tokens=4096))
+    assert capped.stats.snippets == (("pkg/helpers.py", len(block)),)  # the model's cap, 128, wins
+    held = InfillRequest("def qx_norm(qvec):\n    return qvec\n\n\ndef f(qvec):\n    value = qx", "\n",
+                         max_tokens=8, single_line=True, snippets=(helpers,))  # fmt: skip
+    assert backend.infill(held).stats.snippets == ()  # the context already holds its lines

@@ -5,6 +5,7 @@ from runtime.snippets import (
     context_snippets,
     query_words,
     rank_files,
+    shown_path,
     word_hashes,
     workspace_snippets,
 )
@@ -52,3 +53,18 @@ def test_snippets_come_from_the_workspace_and_the_far_part_of_the_file():
     own = context_snippets(far + "    x = ", "\n", (), current="current.py")
     assert own and own[0].path == "current.py" and "validate_settings" in own[0].text
     assert workspace_snippets("x = 1", "", index) == []  # nothing above the cursor: no query
+
+
+def test_with_the_workspace_folders_a_snippet_path_is_relative_to_its_folder(tmp_path):
+    """The server's and the CLI's index keys are absolute paths; the prompt gets the path in the
+    workspace (training's paths are relative to their package), a file outside it its name only."""
+    root, other = tmp_path / "ws", tmp_path / "elsewhere"
+    index = WorkspaceIndex()
+    index.update(str(root / "pkg" / "helper.py"), HELPER, open_buffer=False)
+    index.update(str(other / "copy.py"), HELPER.replace("load_settings", "load_copy"), open_buffer=False)
+    prefix = "def main(path):\n    settings = parse_settings(open(path).read())\n    return "
+    found = workspace_snippets(prefix, "\n", index, document=str(root / "main.py"), roots=[str(root)])
+    assert sorted(s.path for s in found) == ["copy.py", "pkg/helper.py"]
+    keys = workspace_snippets(prefix, "\n", index, document=str(root / "main.py"))
+    assert sorted(s.path for s in keys) == sorted([str(other / "copy.py"), str(root / "pkg" / "helper.py")])
+    assert shown_path(str(root / "a.py"), [str(tmp_path), str(root)]) == "ws/a.py"  # the first holding it
