@@ -6,8 +6,14 @@
     files   every workspace document but the current one, ranked by how many of the query's
             identifiers they hold; the best MAX_FILES are read (Copilot's neighbouring tabs read
             up to 20 files), plus the current document's own text
-    windows WINDOW_LINES lines every STRIDE lines, scored by Jaccard similarity of identifier
-            sets with the query; the best window of each file, the best `limit` overall
+    windows WINDOW_LINES lines every STRIDE lines, scored by a scorer looked up by name in
+            `SCORERS`: "jaccard" (the default: Jaccard similarity of identifier sets, as Copilot
+            does) or "bm25" (Okapi BM25 over identifier occurrences, the query's candidate windows
+            as the corpus); the best window of each file, the best `limit` overall
+
+BM25 did not beat Jaccard on the held-out tasks and cost twice the time, and the `bm25s` library
+scored the same as our BM25 at several times the cost (it indexes a static corpus; ours change
+with every file version): `benchmarks/snippets.py`, docs/workspace.md.
 
 The backend drops the snippets that its clipped context already holds and fits the rest to its
 token budget (`runtime.context.snippet_blocks`); a model declares in its config.json whether it was
@@ -19,10 +25,11 @@ from __future__ import annotations
 import functools
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -81,9 +88,37 @@ def rank_files(query: set[str], files: Iterable[tuple[str, np.ndarray]], limit: 
     return [key for _, _, key in sorted(scored)[:limit]]
 
 
+class Window:
+    """A window of a file: its text, its distinct identifiers (what Jaccard reads) and, counted on
+    first use so that Jaccard never pays for them, their occurrences (what BM25 reads)."""
+
+    __slots__ = ("_counts", "text", "words")
+
+    def __init__(self, text: str, words: frozenset[str]) -> None:
+        self.text = text
+        self.words = words
+        self._counts: tuple[dict[str, int], int] | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """identifier -> occurrences (term frequencies)."""
+        return self._counted()[0]
+
+    @property
+    def length(self) -> int:
+        """Identifier occurrences in all (the document length)."""
+        return self._counted()[1]
+
+    def _counted(self) -> tuple[dict[str, int], int]:
+        if self._counts is None:
+            counts = dict(Counter(_WORD.findall(self.text)))
+            self._counts = (counts, sum(counts.values()))
+        return self._counts
+
+
 @functools.lru_cache(maxsize=WINDOW_CACHE)
-def windows(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
-    """(text, identifiers) of each window of `text` (cached: a file's windows are computed once
+def windows(text: str) -> tuple[Window, ...]:
+    """The windows of `text` that hold an identifier (cached: a file's windows are computed once
     per version, not once per keystroke)."""
     lines = text.split("\n")
     line_words = [words(ln) for ln in lines]
@@ -91,20 +126,106 @@ def windows(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
     for start in range(0, max(1, len(lines) - WINDOW_LINES + STRIDE), STRIDE):
         w = frozenset().union(*line_words[start : start + WINDOW_LINES])
         if w:
-            out.append(("\n".join(lines[start : start + WINDOW_LINES]), w))
+            out.append(Window("\n".join(lines[start : start + WINDOW_LINES]), w))
     return tuple(out)
+
+
+class Scorer(Protocol):
+    """Scores the windows of candidate texts against the query's identifiers."""
+
+    name: str
+    min_score: float
+    """Windows scoring below this are not worth their tokens."""
+
+    def best(self, query: set[str], texts: Sequence[str]) -> list[tuple[float, str]]:
+        """(score, window text) of the best window of each text ((0.0, "") for none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class JaccardScorer:
+    """Jaccard similarity of identifier sets (as Copilot's neighbouring-tab snippets do)."""
+
+    name: str = "jaccard"
+    min_score: float = MIN_SCORE
+
+    def best(self, query: set[str], texts: Sequence[str]) -> list[tuple[float, str]]:
+        return [best_window(query, text) for text in texts]
 
 
 def best_window(query: set[str], text: str) -> tuple[float, str]:
     """(Jaccard score, text) of the window of `text` most like the query."""
     best, best_text = 0.0, ""
-    for window, w in windows(text):
-        shared = len(query & w)
+    for w in windows(text):
+        shared = len(query & w.words)
         if shared:
-            score = shared / (len(query) + len(w) - shared)
+            score = shared / (len(query) + len(w.words) - shared)
             if score > best:
-                best, best_text = score, window
+                best, best_text = score, w.text
     return best, best_text
+
+
+@dataclass(frozen=True)
+class BM25Scorer:
+    """Okapi BM25 over identifier tokens, the candidate windows of the query as the corpus (their
+    document frequencies give the IDF; Lucene's IDF, always positive).  The score is divided by
+    the most the query could score (each of its identifiers that occurs in some window, at a
+    saturated frequency), so it lies in [0, 1) and one `min_score` serves every query."""
+
+    name: str = "bm25"
+    min_score: float = 0.05
+    k1: float = 1.2
+    b: float = 0.75
+
+    def best(self, query: set[str], texts: Sequence[str]) -> list[tuple[float, str]]:
+        per_text = [windows(text) for text in texts]
+        flat = [w for ws in per_text for w in ws]
+        scores = self.scores(query, flat)
+        out, at = [], 0
+        for ws in per_text:
+            if ws:
+                i = at + int(np.argmax(scores[at : at + len(ws)]))
+                out.append((float(scores[i]), ws[i - at].text) if scores[i] > 0 else (0.0, ""))
+            else:
+                out.append((0.0, ""))
+            at += len(ws)
+        return out
+
+    def scores(self, query: set[str], flat: Sequence[Window]) -> np.ndarray:
+        """The normalized BM25 score of each window."""
+        terms = {t: j for j, t in enumerate(sorted(query))}
+        rows, cols, tf = [], [], []
+        for i, w in enumerate(flat):
+            for t in query & w.words:
+                rows.append(i)
+                cols.append(terms[t])
+                tf.append(w.counts[t])
+        if not rows:
+            return np.zeros(len(flat))
+        r, c, f = np.asarray(rows), np.asarray(cols), np.asarray(tf, dtype=np.float64)
+        lengths = np.fromiter((w.length for w in flat), dtype=np.float64, count=len(flat))
+        idf = self.idf(np.bincount(c, minlength=len(terms)), len(flat), query, terms)
+        norm = self.k1 * (1 - self.b + self.b * lengths[r] / lengths.mean())
+        raw = np.bincount(r, weights=idf[c] * f * (self.k1 + 1) / (f + norm), minlength=len(flat))
+        return raw / (idf[np.unique(c)].sum() * (self.k1 + 1))
+
+    def idf(self, df: np.ndarray, n: int, query: set[str], terms: dict[str, int]) -> np.ndarray:
+        """IDF of each query term from its document frequency among the `n` windows."""
+        return np.log1p((n - df + 0.5) / (df + 0.5))
+
+
+SCORERS: dict[str, Scorer] = {s.name: s for s in (JaccardScorer(), BM25Scorer())}
+DEFAULT_SCORER = "jaccard"
+
+
+def scorer_named(scorer: str | Scorer) -> Scorer:
+    """A scorer by name (`SCORERS`), or the scorer object itself."""
+    if not isinstance(scorer, str):
+        return scorer
+    try:
+        return SCORERS[scorer]
+    except KeyError:
+        raise ValueError(f"unknown snippet scorer {scorer!r} (known: {sorted(SCORERS)})") from None
 
 
 def context_snippets(
@@ -115,11 +236,14 @@ def context_snippets(
     current: str = "",
     limit: int = 4,
     query: set[str] | None = None,
+    scorer: str | Scorer = DEFAULT_SCORER,
 ) -> list[Snippet]:
     """The best `limit` snippets for the cursor between `prefix` and `suffix` of the document
     `current`, from `documents` ((key, text) of the ranked files, the current one excluded) and
-    from the current document's own text away from the cursor.  `query`: `query_words(prefix)`
-    when the caller has it already."""
+    from the current document's own text away from the cursor, their windows scored by `scorer`
+    (a name in `SCORERS`, or a scorer).  `query`: `query_words(prefix)` when the caller has it
+    already."""
+    score_by = scorer_named(scorer)
     query = query_words(prefix) if query is None else query
     if not query:
         return []
@@ -127,9 +251,9 @@ def context_snippets(
     far_prefix = "\n".join(own_lines[: max(0, len(own_lines) - 1 - QUERY_LINES)])
     candidates = [(current, far_prefix), (current, suffix), *documents]
     found = []
-    for key, text in candidates:
-        score, window = best_window(query, text)
-        if score >= MIN_SCORE and window.strip():
+    best = score_by.best(query, [text for _, text in candidates])
+    for (key, _), (score, window) in zip(candidates, best, strict=True):
+        if score >= score_by.min_score and score > 0 and window.strip():
             found.append(Snippet(key, window, round(score, 4)))
     found.sort(key=lambda s: -s.score)
     return found[:limit]
@@ -143,6 +267,7 @@ def workspace_snippets(
     document: str | None = None,
     limit: int = 4,
     roots: Sequence[str] | None = None,
+    scorer: str | Scorer = DEFAULT_SCORER,
 ) -> list[Snippet]:
     """`context_snippets` over a workspace index (the document `document` is its live text).
     `roots`: the workspace folders, when the index's keys are absolute paths (the server's, the
@@ -152,7 +277,9 @@ def workspace_snippets(
         return []
     keys = rank_files(query, index.file_words(exclude=document))
     texts = ((k, index.text(k) or "") for k in keys)
-    found = context_snippets(prefix, suffix, texts, current=document or "", limit=limit, query=query)
+    found = context_snippets(
+        prefix, suffix, texts, current=document or "", limit=limit, query=query, scorer=scorer
+    )
     if roots is None:
         return found
     return [Snippet(shown_path(s.path, roots), s.text, s.score) for s in found]

@@ -1,11 +1,20 @@
-"""Context snippets: ranked files, Jaccard windows, the cursor line left out of the query."""
+"""Context snippets: ranked files, Jaccard and BM25 windows, the cursor line left out of the query."""
+
+import numpy as np
+import pytest
 
 from runtime.snippets import (
+    DEFAULT_SCORER,
     QUERY_LINES,
+    SCORERS,
+    BM25Scorer,
+    JaccardScorer,
     context_snippets,
     query_words,
     rank_files,
+    scorer_named,
     shown_path,
+    windows,
     word_hashes,
     workspace_snippets,
 )
@@ -68,3 +77,67 @@ def test_with_the_workspace_folders_a_snippet_path_is_relative_to_its_folder(tmp
     keys = workspace_snippets(prefix, "\n", index, document=str(root / "main.py"))
     assert sorted(s.path for s in keys) == sorted([str(other / "copy.py"), str(root / "pkg" / "helper.py")])
     assert shown_path(str(root / "a.py"), [str(tmp_path), str(root)]) == "ws/a.py"  # the first holding it
+
+
+# --------------------------------------------------------------------- scorers
+COMMON = "config.load(config, value)\n"
+"""Identifiers every file below shares (their document frequency is all the windows)."""
+
+
+def _workspace() -> WorkspaceIndex:
+    """common.py shares three common identifiers with the query; rare.py shares one that
+    nothing else holds; six filler files make the common ones common."""
+    index = WorkspaceIndex()
+    index.update("common.py", "value = config.load(config, value)\nprint(value, config, load)\n")
+    index.update("rare.py", "handle = load_registry_entries(config)\nother_name = second_name\n")
+    for i in range(6):
+        index.update(f"filler_{i}.py", COMMON + f"unrelated_{i} = filler_{i}\n" * 3)
+    return index
+
+
+QUERY_PREFIX = "value = config.load(config, value)\nentries = load_registry_entries(value)\n    "
+
+
+def test_bm25_ranks_rare_shared_identifiers_above_common_ones():
+    index = _workspace()
+    bm25 = workspace_snippets(QUERY_PREFIX, "", index, document="current.py", scorer="bm25")
+    jaccard = workspace_snippets(QUERY_PREFIX, "", index, document="current.py", scorer="jaccard")
+    assert bm25[0].path == "rare.py"  # the one identifier nobody else holds outweighs three common ones
+    assert jaccard[0].path == "common.py"  # sets: three shared identifiers beat one
+    assert workspace_snippets(QUERY_PREFIX, "", index, document="current.py")[0].path == "common.py"
+
+
+def test_bm25_counts_term_frequencies_and_normalizes_length():
+    scorer = BM25Scorer()
+    once = windows("alpha_term = 1\nfiller_one = filler_two\n")[0]
+    thrice = windows("alpha_term = alpha_term + alpha_term\nfiller_one = filler_two\n")[0]
+    longer = windows("alpha_term = 1\n" + "filler_one = filler_two + filler_three\n" * 4)[0]
+    others = [windows(f"beta_{i} = gamma_{i}\n")[0] for i in range(4)]
+    s = scorer.scores({"alpha_term"}, [once, thrice, longer, *others])
+    assert s[1] > s[0] > s[2] > 0  # more occurrences score more; the same one in a longer window less
+    assert all(v == 0 for v in s[3:]) and all(0 < v < 1 for v in s[:3])  # normalized
+
+
+def test_bm25_matches_the_bm25s_library():
+    """Our BM25 against `bm25s` (Lucene's variant, which leaves out the (k1 + 1) factor that the
+    normalization cancels); skipped where bm25s is not installed (it is not a dependency)."""
+    bm25s = pytest.importorskip("bm25s")
+    flat = [w for name in ("helper", "noise") for w in windows(HELPER if name == "helper" else NOISE)]
+    query = {"parse_settings", "alpha", "beta", "handle", "settings", "missing_name"}
+    ours = BM25Scorer().scores(query, flat)
+    model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    model.index([[t for t, c in w.counts.items() for _ in range(c)] for w in flat], show_progress=False)
+    ids = [model.vocab_dict[t] for t in sorted(query) if t in model.vocab_dict]
+    theirs = np.asarray(model.get_scores(ids), dtype=np.float64)
+    assert theirs.max() > 0
+    np.testing.assert_allclose(ours / ours.max(), theirs / theirs.max(), rtol=1e-5)
+
+
+def test_scorers_are_looked_up_by_name():
+    assert isinstance(scorer_named("bm25"), BM25Scorer) and isinstance(scorer_named("jaccard"), JaccardScorer)
+    assert scorer_named(SCORERS[DEFAULT_SCORER]) is SCORERS[DEFAULT_SCORER]
+    with pytest.raises(ValueError, match="unknown snippet scorer"):
+        workspace_snippets(QUERY_PREFIX, "", _workspace(), scorer="tfidf")
+    # a scorer's own bar decides what is kept
+    strict = JaccardScorer(min_score=0.99)
+    assert workspace_snippets(QUERY_PREFIX, "", _workspace(), document="current.py", scorer=strict) == []
