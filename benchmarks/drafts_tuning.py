@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     bars = (-math.inf, -8.0, -6.0, -4.0, -3.0, -2.0)
     rows += [(f"accept score >= {s}", drafted, {"accept_score": s}) for s in bars]
     rows += [(f"doubt probability {p}", drafted, {"doubt_probability": p}) for p in (0.001, 0.01, 0.05)]
-    rows += [(f"evidence weight {w}", drafted, {"evidence_weight": w}) for w in (0.5, 1.0, 4.0)]
+    rows += [(f"evidence weight {w}", drafted, {"evidence_weight": w}) for w in (0.5, 1.0, 4.0, 8.0, 16.0)]
     rows += [("end slot counts", drafted, {"end_slot": True})]
     eight = [workspace_request(t, r, indexes, limit=8) for t, r in zip(tasks, plain, strict=True)]
     rows += [("8 drafts instead of 4", eight, {})]

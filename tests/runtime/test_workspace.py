@@ -177,7 +177,8 @@ def test_judge_prefers_the_evidence_and_finds_doubted_slots(tiny_backend):
 def test_draft_rules_come_from_the_model_config():
     assert DraftRules.from_config(None) == DraftRules()
     rules = DraftRules.from_config({"accept_score": -4, "doubt_probability": 0.01, "tuned_by": "a note"})
-    assert rules.accept_score == -4 and rules.doubt_probability == 0.01 and rules.evidence_weight == 2.0
+    assert rules.accept_score == -4 and rules.doubt_probability == 0.01
+    assert rules.evidence_weight == DraftRules().evidence_weight  # unset: the default
     for bad in ({"accept_score": "high"}, {"doubt_probability": 1.5}, {"end_slot": 1}, [1]):
         with pytest.raises(ValueError, match="drafts"):
             DraftRules.from_config(bad)
