@@ -11,7 +11,8 @@ out of the index (its prefix and suffix stand for it).  Rows:
 * copy heuristic: the most frequent other line of the same file, else of the package, that starts
   with what is typed on the cursor's line (its rest is the answer) -- the baseline to beat;
 * top draft: retrieval's best line draft, no model;
-* model + drafts: what the server does (drafts verified on canvases, `runtime.drafts`).
+* model + drafts: what the server does (drafts verified on canvases, `runtime.drafts`; and context
+  snippets in the prompt for a model whose config.json declares the layout).
 
 Those requests have cold contexts (each task is another file); a second measurement times the
 typing case (about 120 of the tasks, each warmed once, then the median of 3).
@@ -71,7 +72,7 @@ def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> d
             req = request_for(task, context_tokens)
             t0 = time.perf_counter()
             if name != "model":
-                req = workspace_request(task, req, indexes)
+                req = workspace_request(task, req, indexes, snippet_tokens=backend.snippet_tokens)
             retrieval_ms = (time.perf_counter() - t0) * 1000
             backend.infill(req)
             ms.append(statistics.median(backend.infill(req).stats.ms for _ in range(3)) + retrieval_ms)
@@ -89,7 +90,7 @@ def quality(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> 
         index = indexes[package]
         base = request_for(task, context_tokens)
         t0 = time.perf_counter()
-        with_drafts = workspace_request(task, base, indexes)
+        with_drafts = workspace_request(task, base, indexes, snippet_tokens=backend.snippet_tokens)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         answers = {
             "copy heuristic": (copy_heuristic(task, index, path), None, 0.0),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from runtime.backends.base import Backend
 from runtime.retrieval import line_drafts
+from runtime.snippets import workspace_snippets
 from runtime.train.corpus import HELDOUT_PACKAGES, SourceFile, collect, read_shards
 from runtime.types import InfillRequest
 from runtime.workspace import WorkspaceIndex
@@ -142,13 +143,23 @@ def package_indexes(docs: Sequence[SourceFile] | None = None) -> dict[str, Works
 
 
 def workspace_request(
-    task: HeldoutTask, req: InfillRequest, indexes: dict[str, WorkspaceIndex], limit: int = 4
+    task: HeldoutTask,
+    req: InfillRequest,
+    indexes: dict[str, WorkspaceIndex],
+    limit: int = 4,
+    snippet_tokens: int = 0,
 ) -> InfillRequest:
     """`req` with (at most `limit`) line drafts from the task's package, its own file left out
-    (the task's prefix and suffix stand for it, as an open buffer would)."""
+    (the task's prefix and suffix stand for it, as an open buffer would), and, for a model that
+    reads them (`snippet_tokens` > 0: its `Backend.snippet_tokens`), context snippets too."""
     package, path, _ = task.source.rsplit(":", 2)
     drafts = line_drafts(task.prefix, task.suffix, indexes[package], document=path, limit=limit)
-    return dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
+    req = dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
+    if snippet_tokens <= 0:
+        return req
+    found = workspace_snippets(task.prefix, task.suffix, indexes[package], document=path)
+    snippets = tuple((s.path, s.text) for s in found)
+    return dataclasses.replace(req, snippets=snippets, snippet_tokens=snippet_tokens)
 
 
 def evaluate(
@@ -159,13 +170,14 @@ def evaluate(
     indexes: dict[str, WorkspaceIndex] | None = None,
 ) -> dict[str, dict[str, float]]:
     """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row.  With `indexes`
-    (see `package_indexes`), single-line tasks get line drafts from their package."""
+    (see `package_indexes`), single-line tasks get line drafts from their package (and context
+    snippets, for a model that reads them)."""
     hits: dict[str, list[bool]] = {}
     ms: dict[str, list[float]] = {}
     for task in tasks:
         req = request_for(task, context_tokens, policy)
         if indexes is not None and task.kind in SINGLE_LINE_KINDS:
-            req = workspace_request(task, req, indexes)
+            req = workspace_request(task, req, indexes, snippet_tokens=engine.snippet_tokens)
         res = engine.infill(req)
         hits.setdefault(task.kind, []).append(is_exact(res.text, task.middle))
         ms.setdefault(task.kind, []).append(res.stats.ms)

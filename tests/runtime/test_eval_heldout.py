@@ -70,8 +70,24 @@ def test_each_package_is_its_own_workspace_and_the_task_file_is_left_out(tiny_ba
     cut = TEXT.index("    value = data.get('item_7')") + len("    value = data")
     end = TEXT.index("\n", cut)
     task = HeldoutTask(TEXT[:cut], TEXT[end:], TEXT[cut:end], "mid_line", "stdlib:json:json/fake.py:44")
-    texts = [text for text, _ in workspace_request(task, request_for(task, 128), indexes).drafts]
+    texts = [text for text, _ in workspace_request(task, request_for(task, 128), indexes, limit=32).drafts]
     assert ".get('zz_other')" in texts and ".get('em')" not in texts  # the same package only
     assert ".get('item_7')" not in texts  # the answer is only in the task's own file on disk
     res = evaluate(tiny_backend, [task], context_tokens=128, indexes=indexes)
     assert res["mid_line"]["n"] == 1
+
+
+def test_a_model_that_reads_snippets_gets_them_from_its_package():
+    from runtime.eval.heldout import HeldoutTask, package_indexes, workspace_request
+
+    other = SourceFile("stdlib:json", "PSF-2.0", "json/other.py", "    value = data.get('zz_other')\n" * 5)
+    email = SourceFile("stdlib:email", "PSF-2.0", "email/x.py", "    value = data.get('em')\n")
+    indexes = package_indexes([*DOCS, other, email])
+    cut = TEXT.index("    value = data.get('item_7')") + len("    value = data")
+    end = TEXT.index("\n", cut)
+    task = HeldoutTask(TEXT[:cut], TEXT[end:], TEXT[cut:end], "mid_line", "stdlib:json:json/fake.py:44")
+    plain = workspace_request(task, request_for(task, 128), indexes)
+    assert plain.snippets == ()  # a model without the layout: drafts only
+    req = workspace_request(task, request_for(task, 128), indexes, snippet_tokens=96)
+    assert req.snippet_tokens == 96 and "json/other.py" in [path for path, _ in req.snippets]
+    assert all("'em'" not in text for _, text in req.snippets)  # the same package only
