@@ -128,3 +128,65 @@ def test_snippet_training_declares_its_layout(files):
     assert cfg["layout"] == {"snippet_tokens": 32}
     assert load_embedded(str(files / "snip-model")).snippet_tokens == 32
     assert "layout" not in json.loads((files / "out" / "config.json").read_text())  # trained without
+
+
+def test_muon_trains_and_resumes_both_optimizers(files):
+    """--optimizer muon: the blocks' matrices are in Muon, everything else in AdamW; a resumed run
+    restores both optimizers' state and ends bit-identical to an uninterrupted one."""
+    kw = dict(optimizer="muon", muon_lr=0.02, max_steps=5, out=str(files / "muon-model"))
+    straight = Trainer(config(files, "muon-straight", **kw))
+    muon_params = {id(p) for g in straight.muon.param_groups for p in g["params"]}
+    adamw_params = {id(p) for g in straight.opt.param_groups for p in g["params"]}
+    for name, p in straight.model.named_parameters():
+        assert (id(p) in muon_params) == (name.startswith("layers.") and p.dim() == 2), name
+        assert (id(p) in adamw_params) != (id(p) in muon_params), name
+    before = {k: v.clone() for k, v in straight.model.state_dict().items()}
+    straight.run()
+    after = straight.model.state_dict()
+    assert not torch.equal(before["layers.0.attn.wqkv.weight"], after["layers.0.attn.wqkv.weight"])
+    assert not torch.equal(before["embed.weight"], after["embed.weight"])
+    interrupted = Trainer(config(files, "muon-resumed", **kw))
+    for _ in range(2):
+        interrupted.step()
+    interrupted.save()
+    resumed = Trainer(config(files, "muon-resumed", **kw))
+    assert resumed.state.step == 2
+    a, b = interrupted.muon.state_dict()["state"], resumed.muon.state_dict()["state"]
+    assert a.keys() == b.keys() and all(
+        torch.equal(a[k]["momentum_buffer"], b[k]["momentum_buffer"]) for k in a
+    )
+    resumed.run()
+    assert all(torch.equal(after[k], resumed.model.state_dict()[k]) for k in after)
+    trained = json.loads((files / "muon-model" / "config.json").read_text())["trained"]
+    assert trained["optimizer"]["name"] == "muon" and trained["config"]["optimizer"] == "muon"
+    assert trained["optimizer"]["muon"]["weight_decay"] == pytest.approx(0.1 * 2e-3 / 0.02)
+    with pytest.raises(ValueError, match="--optimizer muon"):
+        Trainer(config(files, "muon-resumed", max_steps=5))  # its checkpoint holds Muon state
+
+
+def test_validation_loss_is_fixed_and_deterministic(files):
+    """`val`: the same batches every time, the same numbers for the same model, other numbers
+    after training; the command prints a table."""
+    from runtime.load import load_folder
+    from runtime.train.validate import main as val_main
+    from runtime.train.validate import score, val_batches
+
+    model, tok, _, _ = load_folder(files / "out")  # written by the 40-step test above
+    one = val_batches(tok, files / "corpus", 3, batch_size=4)
+    two = val_batches(tok, files / "corpus", 3, batch_size=4)
+    assert all(torch.equal(x.ids, y.ids) and torch.equal(x.masked, y.masked) for x, y in zip(one, two))
+    assert all(
+        x.context.sum() == (x.key_valid[:, : x.ctx_len - 1] & x.key_valid[:, 1 : x.ctx_len]).sum()
+        for x in one
+    )
+    first, again = score(model, one), score(model, two)
+    assert first == again and first["positions"] > 0
+    assert first["total"] == pytest.approx(first["canvas"] + 0.5 * first["context"] + 0.2 * first["unmasked"])
+    fresh, _, _, _ = load_folder(files / "warm-model")  # 4 steps only
+    assert score(fresh, one)["canvas"] > first["canvas"]
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.train", "val", "--model", str(files / "out"), "--corpus",
+         str(files / "corpus"), "--batches", "2", "--batch-size", "4"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and "| canvas |" in out.stdout, out.stderr
