@@ -453,10 +453,57 @@ def build_optimizers(
     matrices = [p for (_, p), m in zip(named, to_muon, strict=True) if m]
     if not matrices:
         return adamw, None
-    muon = torch.optim.Muon(
-        matrices, lr=cfg.muon_lr, weight_decay=muon_weight_decay(cfg), adjust_lr_fn=cfg.muon_adjust
-    )
+    kind = torch.optim.Muon if device.type == "cuda" else Float32Muon
+    muon = kind(matrices, lr=cfg.muon_lr, weight_decay=muon_weight_decay(cfg), adjust_lr_fn=cfg.muon_adjust)
     return adamw, muon
+
+
+class Float32Muon(torch.optim.Muon):
+    """`torch.optim.Muon` with the Newton-Schulz iteration in float32 instead of bfloat16.
+
+    torch's version orthogonalizes in bfloat16, which a CPU without native bfloat16 (this VM's
+    host today: no AVX-512) emulates: 20 s a step of the 4-layer model against ~3 s for AdamW.
+    The update is the same algorithm (Nesterov momentum, quintic Newton-Schulz with torch's
+    coefficients, the shape adjustment of the learning rate, decoupled weight decay) and the
+    state (`momentum_buffer`) and parameter groups are torch's, so checkpoints are interchangeable."""
+
+    @torch.no_grad()
+    def step(self, closure=None):  # torch.s signature
+        loss = None if closure is None else torch.enable_grad()(closure)()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - g["momentum"])
+                update = p.grad.lerp(buf, g["momentum"]) if g["nesterov"] else buf
+                ortho = orthogonalize(update.float(), g["ns_coefficients"], g["ns_steps"], g["eps"])
+                p.mul_(1 - g["lr"] * g["weight_decay"])
+                p.add_(ortho.to(p.dtype), alpha=-g["lr"] * muon_lr_ratio(g["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def orthogonalize(
+    x: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float
+) -> torch.Tensor:
+    """Approximately U V^T of x = U S V^T by a quintic Newton-Schulz iteration, in x's dtype."""
+    a, b, c = coefficients
+    wide = x.T if x.shape[0] > x.shape[1] else x  # iterate on the side with the smaller Gram matrix
+    y = wide / wide.norm().clamp(min=eps)  # spectral norm <= 1
+    for _ in range(steps):
+        gram = y @ y.T
+        y = a * y + (b * gram + c * gram @ gram) @ y
+    return y.T if x.shape[0] > x.shape[1] else y
+
+
+def muon_lr_ratio(adjust: str | None, shape: torch.Size) -> float:
+    rows, cols = shape[0], shape[1]
+    if adjust == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, cols))
+    return math.sqrt(max(1.0, rows / cols))  # "original" (torch's default)
 
 
 def muon_weight_decay(cfg: TrainConfig) -> float:
