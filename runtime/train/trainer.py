@@ -468,7 +468,7 @@ class Float32Muon(torch.optim.Muon):
     state (`momentum_buffer`) and parameter groups are torch's, so checkpoints are interchangeable."""
 
     @torch.no_grad()
-    def step(self, closure=None):  # torch.s signature
+    def step(self, closure=None):  # torch's signature
         loss = None if closure is None else torch.enable_grad()(closure)()
         for g in self.param_groups:
             for p in g["params"]:

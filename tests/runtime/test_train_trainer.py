@@ -168,13 +168,14 @@ def test_validation_loss_is_fixed_and_deterministic(files):
     """`val`: the same batches every time, the same numbers for the same model, other numbers
     after training; the command prints a table."""
     from runtime.load import load_folder
-    from runtime.train.validate import main as val_main
     from runtime.train.validate import score, val_batches
 
     model, tok, _, _ = load_folder(files / "out")  # written by the 40-step test above
     one = val_batches(tok, files / "corpus", 3, batch_size=4)
     two = val_batches(tok, files / "corpus", 3, batch_size=4)
-    assert all(torch.equal(x.ids, y.ids) and torch.equal(x.masked, y.masked) for x, y in zip(one, two))
+    assert all(
+        torch.equal(x.ids, y.ids) and torch.equal(x.masked, y.masked) for x, y in zip(one, two, strict=True)
+    )
     assert all(
         x.context.sum() == (x.key_valid[:, : x.ctx_len - 1] & x.key_valid[:, 1 : x.ctx_len]).sum()
         for x in one
@@ -190,3 +191,24 @@ def test_validation_loss_is_fixed_and_deterministic(files):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0 and "| canvas |" in out.stdout, out.stderr
+
+
+def test_float32_muon_matches_torch_muon():
+    """The CPU's float32 Muon takes torch.optim.Muon's step (torch orthogonalizes in bfloat16,
+    hence the 3 % tolerance) and keeps the same state; its orthogonalized update is near-orthogonal."""
+    from runtime.train.trainer import Float32Muon, orthogonalize
+
+    torch.manual_seed(0)
+    for shape in ((48, 16), (16, 40)):
+        w, g = torch.randn(*shape) * 0.02, torch.randn(*shape)
+        ours, theirs = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+        for kind, p in ((Float32Muon, ours), (torch.optim.Muon, theirs)):
+            opt = kind([p], lr=0.02, weight_decay=0.01, adjust_lr_fn="original")
+            for _ in range(2):
+                p.grad = g.clone()
+                opt.step()
+            assert set(opt.state[p]) == {"momentum_buffer"}
+        d_ours, d_theirs = (ours - w).detach(), (theirs - w).detach()
+        assert float((d_ours - d_theirs).norm() / d_theirs.norm()) < 0.03
+    s = torch.linalg.svdvals(orthogonalize(torch.randn(16, 40), (3.4445, -4.775, 2.0315), 5, 1e-7))
+    assert float(s.min()) > 0.5 and float(s.max()) < 1.5  # the quintic's band, not exactly 1
