@@ -1,4 +1,4 @@
-"""`python -m runtime.train <command> ...`: corpus, tokenizer, train.
+"""`python -m runtime.train <command> ...`: corpus, tokenizer, train, val.
 
 `main(argv)` is the entry the CLI wires as `dg-lsp train ...`.
 """
@@ -11,6 +11,7 @@ COMMANDS = {
     "corpus": "runtime.train.corpus",
     "tokenizer": "runtime.train.tokenizer_train",
     "train": "runtime.train.trainer",
+    "val": "runtime.train.validate",
 }
 
 

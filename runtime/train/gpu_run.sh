@@ -9,6 +9,7 @@
 #     bash runtime/train/gpu_run.sh                       # CPU dry run of the same script
 #
 # EXTRA="--init models/dg-code-small --n-layers 4" starts from the shipped weights (same shape).
+# OPTIMIZER=muon trains the blocks' matrices with Muon (MUON_LR; keep AdamW for a warm start).
 # Run it again to continue: the checkpoint carries model, optimizer, step and time used, and
 # the cosine schedule spans TOTAL_MINUTES of training time over all runs.
 set -euo pipefail
@@ -31,6 +32,10 @@ fi
 DRAFTS=${DRAFTS:-0.6}  # fraction of rest-of-line samples trained on drafted canvases
 SNIPPETS=${SNIPPETS:-0.3}  # fraction of samples with context snippets (the model then declares the layout)
 TOKENIZER=${TOKENIZER:-models/dg-code-small/tokenizer.json}
+# adamw (default), or muon for the blocks' matrices (docs/training.md "Muon vs AdamW": ahead from
+# scratch on a short CPU run, not yet measured on a GPU)
+OPTIMIZER=${OPTIMIZER:-adamw}
+MUON_LR=${MUON_LR:-0.02}
 
 if [ ! -f "$CORPUS/summary.json" ]; then
   $PY -m runtime.train corpus --out "$CORPUS"
@@ -57,6 +62,7 @@ $PY -m runtime.train train \
   --max-minutes "$budget" --schedule-minutes "$TOTAL_MINUTES" \
   --batch-size "$BATCH" --workers "$WORKERS" --threads 4 $COMPILE \
   --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 --drafts "$DRAFTS" --snippets "$SNIPPETS" \
+  --optimizer "$OPTIMIZER" --muon-lr "$MUON_LR" \
   --context-tokens 256 384 512 768 1024 \
   --save-minutes 2 --eval-minutes 4 --eval-tasks 40 --log-every 50 ${EXTRA:-}
 ls -l "$OUT"

@@ -1,7 +1,11 @@
-"""The training loop: batches from `objective` -> InfillTransformer -> AdamW, with checkpoints.
+"""The training loop: batches from `objective` -> InfillTransformer -> AdamW (or Muon), with checkpoints.
 
-    corpus shards + tokenizer -> SampleStream -> forward_train -> three losses -> AdamW (warmup, cosine)
-        every few minutes: checkpoint (model, optimizer, step, rng) + model folder + held-out eval
+    corpus shards + tokenizer -> SampleStream -> forward_train -> losses -> optimizer (warmup, cosine)
+        every few minutes: checkpoint (model, optimizers, step, rng) + model folder + held-out eval
+
+Optimizers (`optimizer`): `adamw` for every parameter, or `muon`: `torch.optim.Muon` for the
+transformer blocks' weight matrices and AdamW for the rest (the tied embedding/head, the norms),
+both on the one warmup + cosine schedule (Muon's peak is `muon_lr`).
 
 Losses (each a mean over its positions, then weighted):
 
@@ -71,6 +75,15 @@ class TrainConfig:
     schedule_minutes: float | None = None
     """Cosine horizon in training minutes (default: max_minutes); lets several short runs
     (resumed) share one schedule."""
+    optimizer: str = "adamw"
+    """`adamw`, or `muon` for the blocks' 2D weight matrices (AdamW keeps the rest)."""
+    muon_lr: float = 0.02
+    """Muon's peak learning rate (scaled by the same warmup + cosine as `lr`)."""
+    muon_adjust: str = "original"
+    """Muon's learning rate per matrix shape: `original` (x sqrt(max(1, rows/cols))) or
+    `match_rms_adamw` (x 0.2 sqrt(max(rows, cols)): then `muon_lr` near an AdamW lr)."""
+    muon_weight_decay: float | None = None
+    """Default: weight_decay * lr / muon_lr, the same decoupled shrink per step as AdamW's."""
     ctx_weight: float = 0.5
     ctx_fraction: float = 0.25
     unmasked_weight: float = 0.2
@@ -144,14 +157,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = InfillTransformer(self.args).to(self.device)
         self.hidden = torch.compile(self.model.hidden_train) if cfg.compile else self.model.hidden_train
-        decay = [p for n, p in self.model.named_parameters() if p.dim() == 2 and "embed" not in n]
-        rest = [p for n, p in self.model.named_parameters() if not (p.dim() == 2 and "embed" not in n)]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-            lr=cfg.lr,
-            betas=(0.9, 0.95),
-            fused=self.device.type == "cuda",
-        )
+        self.opt, self.muon = build_optimizers(self.model, cfg, self.device)
         docs = read_shards(Path(cfg.corpus), "train")
         texts, keys = [d.text for d in docs], [(d.package, d.path) for d in docs]
         self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed, keys=keys)
@@ -171,6 +177,7 @@ class Trainer:
             {
                 "model": self.model.state_dict(),
                 "opt": self.opt.state_dict(),
+                "muon": self.muon.state_dict() if self.muon else None,
                 "state": asdict(self.state),
                 "stream_rng": self.stream.rng.getstate(),
                 "torch_rng": torch.get_rng_state(),
@@ -185,8 +192,13 @@ class Trainer:
         ck = torch.load(path, map_location=self.device, weights_only=False)  # our own file
         if ck["model_args"] != self.args.to_dict():
             raise ValueError(f"{path} was trained with {ck['model_args']}, not {self.args.to_dict()}")
+        saved = ck["config"].get("optimizer", "adamw")
+        if saved != self.cfg.optimizer:
+            raise ValueError(f"{path} was trained with --optimizer {saved}, not {self.cfg.optimizer}")
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
+        if self.muon:
+            self.muon.load_state_dict(ck["muon"])
         self.state = State(**ck["state"])
         self.stream.rng.setstate(ck["stream_rng"])
         torch.set_rng_state(ck["torch_rng"])
@@ -221,6 +233,7 @@ class Trainer:
             "tokens_per_second": round(s.tokens / max(s.train_s, 1e-9), 1),
             "parameters": count_params(self.model),
             "context_tokens": max(self.cfg.context_tokens),
+            "optimizer": optimizer_record(self.cfg),
             "machine": machine_name(self.device, self.cfg.threads),
             "config": {k: v for k, v in asdict(self.cfg).items() if k not in ("out", "run_dir")},
             "last_eval": next((h for h in reversed(s.history) if "eval" in h), None),
@@ -248,12 +261,7 @@ class Trainer:
     # ------------------------------------------------------------ steps
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         b = _to(batch, self.device)
-        rows = b.context | b.masked | b.unmasked | b.drafted  # (B, L): the only rows the head runs on
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-            hidden = self.hidden(b.ids, b.ctx_len, b.key_valid)  # (B, L, D)
-            logits = self.model.head(self.model.norm(hidden[rows]))  # (N, V)
-        targets = b.targets[rows]  # (N,)
-        ce = F.cross_entropy(logits.float(), targets, reduction="none")  # (N,)
+        ce, logits, targets, rows = row_losses(self.model, self.hidden, b, self.cfg.bf16)
         out = {
             "canvas": _mean(ce, b.masked[rows]),
             "context": _mean(ce, b.context[rows]),
@@ -272,13 +280,19 @@ class Trainer:
     def step(self) -> dict[str, float]:
         self.model.train()
         batch = self.next_batch()
+        lr = self.lr()
         for g in self.opt.param_groups:
-            g["lr"] = self.lr()
+            g["lr"] = lr
+        for g in self.muon.param_groups if self.muon else ():
+            g["lr"] = lr * self.cfg.muon_lr / self.cfg.lr
         out = self.losses(batch)
-        self.opt.zero_grad(set_to_none=True)
+        optimizers = [self.opt, self.muon] if self.muon else [self.opt]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.opt.step()
+        for opt in optimizers:
+            opt.step()
         self.state.step += 1
         self.state.tokens += batch.tokens
         self.state.canvas_slots += int(batch.masked.sum())
@@ -397,6 +411,118 @@ class BatchStream(torch.utils.data.IterableDataset):
         self.stream.rng.seed(f"{self.seed}:{info.id if info else 0}")
         while True:
             yield self.stream.batch(self.batch_size)
+
+
+def row_losses(
+    model: InfillTransformer, hidden_fn, b: Batch, bf16: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cross-entropy on the rows that carry a loss: (ce (N,), logits (N, V), targets (N,), rows (B, L))."""
+    rows = b.context | b.masked | b.unmasked | b.drafted  # (B, L): the only rows the head runs on
+    with torch.autocast(b.ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+        hidden = hidden_fn(b.ids, b.ctx_len, b.key_valid)  # (B, L, D)
+        logits = model.head(model.norm(hidden[rows]))  # (N, V)
+    targets = b.targets[rows]  # (N,)
+    return F.cross_entropy(logits.float(), targets, reduction="none"), logits, targets, rows
+
+
+def _is_muon_matrix(name: str, p: torch.Tensor) -> bool:
+    return p.dim() == 2 and name.startswith("layers.")
+
+
+def build_optimizers(
+    model: InfillTransformer, cfg: TrainConfig, device: torch.device
+) -> tuple[torch.optim.AdamW, torch.optim.Optimizer | None]:
+    """(AdamW, Muon or None).  With `muon`, the blocks' matrices go to Muon; AdamW keeps the
+    embedding (tied to the head) and the norms.  Weight decay only on AdamW's non-embedding matrices."""
+    if cfg.optimizer not in ("adamw", "muon"):
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw, muon)")
+    named = list(model.named_parameters())
+    to_muon = [cfg.optimizer == "muon" and _is_muon_matrix(n, p) for n, p in named]
+    decay = [
+        p for (n, p), m in zip(named, to_muon, strict=True) if not m and p.dim() == 2 and "embed" not in n
+    ]
+    rest = [
+        p
+        for (n, p), m in zip(named, to_muon, strict=True)
+        if not m and not (p.dim() == 2 and "embed" not in n)
+    ]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    adamw = torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda"
+    )
+    matrices = [p for (_, p), m in zip(named, to_muon, strict=True) if m]
+    if not matrices:
+        return adamw, None
+    kind = torch.optim.Muon if device.type == "cuda" else Float32Muon
+    muon = kind(matrices, lr=cfg.muon_lr, weight_decay=muon_weight_decay(cfg), adjust_lr_fn=cfg.muon_adjust)
+    return adamw, muon
+
+
+class Float32Muon(torch.optim.Muon):
+    """`torch.optim.Muon` with the Newton-Schulz iteration in float32 instead of bfloat16.
+
+    torch's version orthogonalizes in bfloat16, which a CPU without native bfloat16 (this VM's
+    host today: no AVX-512) emulates: 20 s a step of the 4-layer model against ~3 s for AdamW.
+    The update is the same algorithm (Nesterov momentum, quintic Newton-Schulz with torch's
+    coefficients, the shape adjustment of the learning rate, decoupled weight decay) and the
+    state (`momentum_buffer`) and parameter groups are torch's, so checkpoints are interchangeable."""
+
+    @torch.no_grad()
+    def step(self, closure=None):  # torch's signature
+        loss = None if closure is None else torch.enable_grad()(closure)()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - g["momentum"])
+                update = p.grad.lerp(buf, g["momentum"]) if g["nesterov"] else buf
+                ortho = orthogonalize(update.float(), g["ns_coefficients"], g["ns_steps"], g["eps"])
+                p.mul_(1 - g["lr"] * g["weight_decay"])
+                p.add_(ortho.to(p.dtype), alpha=-g["lr"] * muon_lr_ratio(g["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def orthogonalize(
+    x: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float
+) -> torch.Tensor:
+    """Approximately U V^T of x = U S V^T by a quintic Newton-Schulz iteration, in x's dtype."""
+    a, b, c = coefficients
+    wide = x.T if x.shape[0] > x.shape[1] else x  # iterate on the side with the smaller Gram matrix
+    y = wide / wide.norm().clamp(min=eps)  # spectral norm <= 1
+    for _ in range(steps):
+        gram = y @ y.T
+        y = a * y + (b * gram + c * gram @ gram) @ y
+    return y.T if x.shape[0] > x.shape[1] else y
+
+
+def muon_lr_ratio(adjust: str | None, shape: torch.Size) -> float:
+    rows, cols = shape[0], shape[1]
+    if adjust == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, cols))
+    return math.sqrt(max(1.0, rows / cols))  # "original" (torch's default)
+
+
+def muon_weight_decay(cfg: TrainConfig) -> float:
+    if cfg.muon_weight_decay is not None:
+        return cfg.muon_weight_decay
+    return cfg.weight_decay * cfg.lr / cfg.muon_lr
+
+
+def optimizer_record(cfg: TrainConfig) -> dict:
+    """What config.json's `trained` section says about the optimizers."""
+    adamw = {"lr": cfg.lr, "betas": [0.9, 0.95], "weight_decay": cfg.weight_decay}
+    if cfg.optimizer != "muon":
+        return {"name": "adamw", "adamw": {**adamw, "params": "all"}}
+    muon = {"lr": cfg.muon_lr, "adjust_lr_fn": cfg.muon_adjust, "weight_decay": muon_weight_decay(cfg)}
+    return {
+        "name": "muon",
+        "muon": {**muon, "momentum": 0.95, "nesterov": True, "ns_steps": 5, "params": "block matrices"},
+        "adamw": {**adamw, "params": "embedding/head, norms"},
+    }
 
 
 def _mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -128,3 +128,87 @@ def test_snippet_training_declares_its_layout(files):
     assert cfg["layout"] == {"snippet_tokens": 32}
     assert load_embedded(str(files / "snip-model")).snippet_tokens == 32
     assert "layout" not in json.loads((files / "out" / "config.json").read_text())  # trained without
+
+
+def test_muon_trains_and_resumes_both_optimizers(files):
+    """--optimizer muon: the blocks' matrices are in Muon, everything else in AdamW; a resumed run
+    restores both optimizers' state and ends bit-identical to an uninterrupted one."""
+    kw = dict(optimizer="muon", muon_lr=0.02, max_steps=5, out=str(files / "muon-model"))
+    straight = Trainer(config(files, "muon-straight", **kw))
+    muon_params = {id(p) for g in straight.muon.param_groups for p in g["params"]}
+    adamw_params = {id(p) for g in straight.opt.param_groups for p in g["params"]}
+    for name, p in straight.model.named_parameters():
+        assert (id(p) in muon_params) == (name.startswith("layers.") and p.dim() == 2), name
+        assert (id(p) in adamw_params) != (id(p) in muon_params), name
+    before = {k: v.clone() for k, v in straight.model.state_dict().items()}
+    straight.run()
+    after = straight.model.state_dict()
+    assert not torch.equal(before["layers.0.attn.wqkv.weight"], after["layers.0.attn.wqkv.weight"])
+    assert not torch.equal(before["embed.weight"], after["embed.weight"])
+    interrupted = Trainer(config(files, "muon-resumed", **kw))
+    for _ in range(2):
+        interrupted.step()
+    interrupted.save()
+    resumed = Trainer(config(files, "muon-resumed", **kw))
+    assert resumed.state.step == 2
+    a, b = interrupted.muon.state_dict()["state"], resumed.muon.state_dict()["state"]
+    assert a.keys() == b.keys() and all(
+        torch.equal(a[k]["momentum_buffer"], b[k]["momentum_buffer"]) for k in a
+    )
+    resumed.run()
+    assert all(torch.equal(after[k], resumed.model.state_dict()[k]) for k in after)
+    trained = json.loads((files / "muon-model" / "config.json").read_text())["trained"]
+    assert trained["optimizer"]["name"] == "muon" and trained["config"]["optimizer"] == "muon"
+    assert trained["optimizer"]["muon"]["weight_decay"] == pytest.approx(0.1 * 2e-3 / 0.02)
+    with pytest.raises(ValueError, match="--optimizer muon"):
+        Trainer(config(files, "muon-resumed", max_steps=5))  # its checkpoint holds Muon state
+
+
+def test_validation_loss_is_fixed_and_deterministic(files):
+    """`val`: the same batches every time, the same numbers for the same model, other numbers
+    after training; the command prints a table."""
+    from runtime.load import load_folder
+    from runtime.train.validate import score, val_batches
+
+    model, tok, _, _ = load_folder(files / "out")  # written by the 40-step test above
+    one = val_batches(tok, files / "corpus", 3, batch_size=4)
+    two = val_batches(tok, files / "corpus", 3, batch_size=4)
+    assert all(
+        torch.equal(x.ids, y.ids) and torch.equal(x.masked, y.masked) for x, y in zip(one, two, strict=True)
+    )
+    assert all(
+        x.context.sum() == (x.key_valid[:, : x.ctx_len - 1] & x.key_valid[:, 1 : x.ctx_len]).sum()
+        for x in one
+    )
+    first, again = score(model, one), score(model, two)
+    assert first == again and first["positions"] > 0
+    assert first["total"] == pytest.approx(first["canvas"] + 0.5 * first["context"] + 0.2 * first["unmasked"])
+    fresh, _, _, _ = load_folder(files / "warm-model")  # 4 steps only
+    assert score(fresh, one)["canvas"] > first["canvas"]
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.train", "val", "--model", str(files / "out"), "--corpus",
+         str(files / "corpus"), "--batches", "2", "--batch-size", "4"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and "| canvas |" in out.stdout, out.stderr
+
+
+def test_float32_muon_matches_torch_muon():
+    """The CPU's float32 Muon takes torch.optim.Muon's step (torch orthogonalizes in bfloat16,
+    hence the 3 % tolerance) and keeps the same state; its orthogonalized update is near-orthogonal."""
+    from runtime.train.trainer import Float32Muon, orthogonalize
+
+    torch.manual_seed(0)
+    for shape in ((48, 16), (16, 40)):
+        w, g = torch.randn(*shape) * 0.02, torch.randn(*shape)
+        ours, theirs = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+        for kind, p in ((Float32Muon, ours), (torch.optim.Muon, theirs)):
+            opt = kind([p], lr=0.02, weight_decay=0.01, adjust_lr_fn="original")
+            for _ in range(2):
+                p.grad = g.clone()
+                opt.step()
+            assert set(opt.state[p]) == {"momentum_buffer"}
+        d_ours, d_theirs = (ours - w).detach(), (theirs - w).detach()
+        assert float((d_ours - d_theirs).norm() / d_theirs.norm()) < 0.03
+    s = torch.linalg.svdvals(orthogonalize(torch.randn(16, 40), (3.4445, -4.775, 2.0315), 5, 1e-7))
+    assert float(s.min()) > 0.5 and float(s.max()) < 1.5  # the quintic's band, not exactly 1
