@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['name']} | {r['line_rest']:.1f} | {r['mid_line']:.1f} | {r['all']:.1f} | {tpf} | "
               f"{r['p50']:.1f} | {r['p95']:.1f} |")  # fmt: skip
     sr = snippet_recall(tasks, indexes)
-    shown = f"in the prompt: budget {backend.snippet_tokens} tokens" if backend.snippet_tokens else "not shown to this model"
+    budget = backend.snippet_tokens
+    shown = f"in the prompt, budget {budget} tokens" if budget else "not shown to this model"
     print(f"\nContext snippets ({shown}): the answer's line is inside "
           f"one for {sr['recall']:.1f} % of the tasks ({sr['per_task']:.1f} snippets a task; retrieval "
           f"p50 {sr['p50']:.1f} / p95 {sr['p95']:.1f} ms, cold).")  # fmt: skip
