@@ -114,7 +114,7 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--workspace", type=Path, default=None, metavar="DIR",
                    help="index DIR and put line drafts from it on the canvas (with --single-line), and "
                         "context snippets from it in the prompt of a model that declares the layout")
-    s.add_argument("--snippet-tokens", type=int, default=128, metavar="N",
+    s.add_argument("--snippet-tokens", type=int, default=512, metavar="N",
                    help="token budget for the --workspace context snippets (0: none; the model's cap wins)")
     _large_model_options(s)
     s.add_argument("--log-level", default="WARNING")

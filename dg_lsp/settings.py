@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     snippets: bool = True
     """Put context snippets from the workspace (windows like the code above the cursor) before the
     context, for a model trained to read them (its config.json declares `layout`); others get none."""
-    snippet_tokens: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 128
+    snippet_tokens: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 512
     """Token budget for the snippets, on top of contextTokens (the model's own cap wins)."""
     max_denoising_steps: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
     """DiffusionGemma: most denoising steps per 256-token canvas; null keeps the checkpoint's

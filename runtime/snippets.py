@@ -4,8 +4,8 @@
             typed is left out, so the snippets, which come first in the context, stay the same
             while it is typed and the context cache stays warm)
     files   every workspace document but the current one, ranked by how many of the query's
-            identifiers they hold; the best MAX_FILES are read (Copilot's neighbouring tabs read
-            up to 20 files), plus the current document's own text
+            identifiers they hold; the best MAX_FILES are read, at most MAX_LINES lines in all
+            (Copilot's neighbouring tabs read up to 20 files), plus the current document's own text
     windows WINDOW_LINES lines every STRIDE lines, scored by a scorer looked up by name in
             `SCORERS`: "jaccard" (the default: Jaccard similarity of identifier sets, as Copilot
             does) or "bm25" (Okapi BM25 over identifier occurrences, the query's candidate windows
@@ -40,6 +40,10 @@ QUERY_LINES = 20
 WINDOW_LINES = 20
 STRIDE = 10
 MAX_FILES = 20
+MAX_LINES = 8000
+"""Lines read per query: the ranked files are read in order until they hold this many (the first
+always), so a workspace of large files costs a bounded time (the best-ranked files are the largest:
+they hold the most identifiers)."""
 WINDOW_CACHE = 64
 """Files whose windows are kept (the ranked files of the last few queries)."""
 MIN_SCORE = 0.1
@@ -276,13 +280,24 @@ def workspace_snippets(
     if not query:
         return []
     keys = rank_files(query, index.file_words(exclude=document))
-    texts = ((k, index.text(k) or "") for k in keys)
+    texts = within_lines((k, index.text(k) or "") for k in keys)
     found = context_snippets(
         prefix, suffix, texts, current=document or "", limit=limit, query=query, scorer=scorer
     )
     if roots is None:
         return found
     return [Snippet(shown_path(s.path, roots), s.text, s.score) for s in found]
+
+
+def within_lines(texts: Iterable[tuple[str, str]], budget: int = MAX_LINES) -> list[tuple[str, str]]:
+    """The leading (key, text) pairs whose texts hold at most `budget` lines in all (the first always)."""
+    out, lines = [], 0
+    for key, text in texts:
+        lines += text.count("\n") + 1
+        if out and lines > budget:
+            break
+        out.append((key, text))
+    return out
 
 
 def shown_path(key: str, roots: Sequence[str]) -> str:

@@ -111,7 +111,7 @@ class InfillRequest:
     snippets: tuple[tuple[str, str], ...] = ()
     """Context snippets from the workspace, (path, text), best first (`runtime.snippets`); used
     only by a model trained with them (its config.json `layout.snippet_tokens`)."""
-    snippet_tokens: int = 128
+    snippet_tokens: int = 512
     """Token budget for the snippets, on top of `context_tokens` (the model's own cap wins)."""
 
     def __post_init__(self) -> None:

@@ -81,7 +81,7 @@ class ObjectiveConfig:
     draft_visible: float = 0.5
     snippets: float = 0.0
     """Fraction of samples with context snippets (needs the documents' package and path)."""
-    snippet_tokens: tuple[int, ...] = (64, 128)
+    snippet_tokens: tuple[int, ...] = (256, 512)
     """Snippet budgets to draw from (one per batch), on top of the context budget."""
     snippet_noise: float = 0.25
     """Fraction of the snippet samples whose snippet is a window of an unrelated document."""

@@ -92,7 +92,7 @@ class TrainConfig:
     draft_weight: float = 1.0
     snippets: float = 0.0
     """Fraction of samples with context snippets from their package (see objective.py)."""
-    snippet_tokens: tuple[int, ...] = (64, 128)
+    snippet_tokens: tuple[int, ...] = (256, 512)
     init: str | None = None
     """A model folder whose weights start the run (a fresh run only; a checkpoint wins)."""
     context_tokens: tuple[int, ...] = (128, 192, 256, 320)

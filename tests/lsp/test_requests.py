@@ -53,7 +53,7 @@ def test_snippets_ride_on_every_inline_request_unless_turned_off():
     snippets = (("util.py", "def helper():\n    return 1"),)
     block = site("def f():\n    \n", 1, 4)
     reqs = inline_requests(block, SETTINGS, invoked=True, snippets=snippets)
-    assert all(r.snippets == snippets and r.snippet_tokens == 128 for r in reqs)
+    assert all(r.snippets == snippets and r.snippet_tokens == SETTINGS.snippet_tokens == 512 for r in reqs)
     off = msgspec.structs.replace(SETTINGS, snippets=False)
     assert all(r.snippets == () for r in inline_requests(block, off, invoked=True, snippets=snippets))
 

@@ -141,3 +141,12 @@ def test_scorers_are_looked_up_by_name():
     # a scorer's own bar decides what is kept
     strict = JaccardScorer(min_score=0.99)
     assert workspace_snippets(QUERY_PREFIX, "", _workspace(), document="current.py", scorer=strict) == []
+
+
+def test_the_ranked_files_are_read_within_a_line_budget():
+    from runtime.snippets import within_lines
+
+    texts = [("big.py", "a\n" * 99 + "a"), ("mid.py", "b\n" * 49 + "b"), ("small.py", "c")]
+    assert [k for k, _ in within_lines(texts, budget=150)] == ["big.py", "mid.py"]
+    assert [k for k, _ in within_lines(texts, budget=10)] == ["big.py"]  # the first always
+    assert within_lines([], budget=10) == []
