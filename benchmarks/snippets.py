@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--context-tokens", type=int, default=1024)
-    ap.add_argument("--snippet-tokens", type=int, default=128)
+    ap.add_argument("--snippet-tokens", type=int, default=512, help="the budget (the server's default)")
     ap.add_argument("--no-large", action="store_true", help="skip the standard library workspace")
     a = ap.parse_args(argv)
     docs = heldout_documents(a.corpus)
