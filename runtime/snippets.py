@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -81,15 +82,43 @@ def query_words(prefix: str) -> set[str]:
 
 def rank_files(query: set[str], files: Iterable[tuple[str, np.ndarray]], limit: int = MAX_FILES) -> list[str]:
     """The keys of the `limit` files holding most of the query's identifiers (ties: first seen)."""
-    if not query:
-        return []
-    q = hashed(query)
-    scored = []
-    for key, hashes in files:
-        hits = int(np.isin(q, hashes, assume_unique=True).sum())
-        if hits:
-            scored.append((-hits, len(scored), key))
-    return [key for _, _, key in sorted(scored)[:limit]]
+    return FileTable(list(files)).ranked(query, limit=limit)
+
+
+class FileTable:
+    """Every file's hashed identifiers in one array (with the file each came from), so a query is
+    ranked against all files in one `np.isin` rather than one per file."""
+
+    def __init__(self, files: Sequence[tuple[str, np.ndarray]]) -> None:
+        self.keys = [key for key, _ in files]
+        arrays = [hashes for _, hashes in files]
+        self.hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)
+        sizes = [len(a) for a in arrays]
+        self.owner = np.repeat(np.arange(len(arrays), dtype=np.int32), sizes)  # (n,) the file of each hash
+
+    def ranked(self, query: set[str], *, exclude: str | None = None, limit: int = MAX_FILES) -> list[str]:
+        """The keys of the `limit` files holding most of the query's identifiers (ties: first
+        seen), `exclude` left out."""
+        if not query or not self.keys:
+            return []
+        hits = np.bincount(self.owner[np.isin(self.hashes, hashed(query))], minlength=len(self.keys))
+        if exclude is not None and exclude in self.keys:
+            hits[self.keys.index(exclude)] = 0
+        order = np.argsort(-hits, kind="stable")[:limit]
+        return [self.keys[i] for i in order.tolist() if hits[i] > 0]
+
+
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""index -> (its version, its FileTable): rebuilt only when the index changed."""
+
+
+def file_table(index: WorkspaceIndex) -> FileTable:
+    version = index.version
+    held = _TABLES.get(index)
+    if held is None or held[0] != version:
+        held = (version, FileTable(index.file_words()))
+        _TABLES[index] = held
+    return held[1]
 
 
 class Window:
@@ -279,7 +308,7 @@ def workspace_snippets(
     query = query_words(prefix)
     if not query:
         return []
-    keys = rank_files(query, index.file_words(exclude=document))
+    keys = file_table(index).ranked(query, exclude=document)
     texts = within_lines((k, index.text(k) or "") for k in keys)
     found = context_snippets(
         prefix, suffix, texts, current=document or "", limit=limit, query=query, scorer=scorer
@@ -289,8 +318,10 @@ def workspace_snippets(
     return [Snippet(shown_path(s.path, roots), s.text, s.score) for s in found]
 
 
-def within_lines(texts: Iterable[tuple[str, str]], budget: int = MAX_LINES) -> list[tuple[str, str]]:
-    """The leading (key, text) pairs whose texts hold at most `budget` lines in all (the first always)."""
+def within_lines(texts: Iterable[tuple[str, str]], budget: int | None = None) -> list[tuple[str, str]]:
+    """The leading (key, text) pairs whose texts hold at most `budget` (default `MAX_LINES`) lines in
+    all (the first always)."""
+    budget = MAX_LINES if budget is None else budget
     out, lines = [], 0
     for key, text in texts:
         lines += text.count("\n") + 1

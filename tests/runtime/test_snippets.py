@@ -150,3 +150,27 @@ def test_the_ranked_files_are_read_within_a_line_budget():
     assert [k for k, _ in within_lines(texts, budget=150)] == ["big.py", "mid.py"]
     assert [k for k, _ in within_lines(texts, budget=10)] == ["big.py"]  # the first always
     assert within_lines([], budget=10) == []
+
+
+def test_the_file_table_ranks_as_one_query_per_file_would_and_follows_the_index():
+    from runtime.snippets import FileTable, file_table, hashed
+
+    index = WorkspaceIndex()
+    index.update("a.py", "alpha_one = beta_two\n")
+    index.update("b.py", "alpha_one = beta_two + gamma_three\n")
+    index.update("c.py", "unrelated_name = 1\n")
+    index.update("d.py", "alpha_one = 2\n")
+    query = {"alpha_one", "beta_two", "gamma_three"}
+    per_file = []
+    for key, hashes in index.file_words():
+        hits = int(np.isin(hashed(query), hashes).sum())
+        if hits:
+            per_file.append((-hits, len(per_file), key))
+    expected = [key for _, _, key in sorted(per_file)]
+    table = FileTable(index.file_words())
+    assert table.ranked(query) == expected == ["b.py", "a.py", "d.py"]  # ties: first seen
+    assert table.ranked(query, exclude="b.py") == ["a.py", "d.py"]
+    assert table.ranked(query, limit=1) == ["b.py"] and table.ranked(set()) == []
+    assert file_table(index) is file_table(index)  # kept while the index is unchanged
+    index.update("e.py", "alpha_one = beta_two + gamma_three + alpha_one\n")
+    assert file_table(index).ranked(query)[:2] == ["b.py", "e.py"]  # rebuilt after a change
