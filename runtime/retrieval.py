@@ -166,18 +166,20 @@ def _neighbours(cur: _Cursor, index: WorkspaceIndex | None, document: str | None
     above, at = cur.neighbour(-1)
     below, bt = cur.neighbour(+1)
     nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
-    heads = (_head(above), _head(below))
+    head_above, head_below = _head(above), _head(below)
     for k, (j, line) in enumerate(nonblank):
-        if above and line == above and j != at and k + 1 < len(nonblank):
-            add(nonblank[k + 1][1], "follows", "file")
-        elif above and k + 1 < len(nonblank) and j != at and _starts_like(line, heads[0]):
-            add(nonblank[k + 1][1], "follows~", "file")
-        if below and line == below and j != bt and k > 0:
-            add(nonblank[k - 1][1], "precedes", "file")
-            if above and k > 1 and nonblank[k - 2][1] == above:
-                add(nonblank[k - 1][1], "between", "file")
-        elif below and k > 0 and j != bt and _starts_like(line, heads[1]):
-            add(nonblank[k - 1][1], "precedes~", "file")
+        if above and j != at and k + 1 < len(nonblank):  # a line above something: follows
+            if line == above:
+                add(nonblank[k + 1][1], "follows", "file")
+            elif _starts_like(line, head_above):
+                add(nonblank[k + 1][1], "follows~", "file")
+        if below and j != bt and k > 0:  # a line below something: precedes
+            if line == below:
+                add(nonblank[k - 1][1], "precedes", "file")
+                if k > 1 and nonblank[k - 2][1] == above:  # (blank lines are not in nonblank)
+                    add(nonblank[k - 1][1], "between", "file")
+            elif _starts_like(line, head_below):
+                add(nonblank[k - 1][1], "precedes~", "file")
     if index is None:
         return
     if above:

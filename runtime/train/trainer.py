@@ -436,21 +436,18 @@ def build_optimizers(
     embedding (tied to the head) and the norms.  Weight decay only on AdamW's non-embedding matrices."""
     if cfg.optimizer not in ("adamw", "muon"):
         raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw, muon)")
-    named = list(model.named_parameters())
-    to_muon = [cfg.optimizer == "muon" and _is_muon_matrix(n, p) for n, p in named]
-    decay = [
-        p for (n, p), m in zip(named, to_muon, strict=True) if not m and p.dim() == 2 and "embed" not in n
-    ]
-    rest = [
-        p
-        for (n, p), m in zip(named, to_muon, strict=True)
-        if not m and not (p.dim() == 2 and "embed" not in n)
-    ]
+    matrices, decay, rest = [], [], []
+    for n, p in model.named_parameters():
+        if cfg.optimizer == "muon" and _is_muon_matrix(n, p):
+            matrices.append(p)
+        elif p.dim() == 2 and "embed" not in n:
+            decay.append(p)
+        else:
+            rest.append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     adamw = torch.optim.AdamW(
         [g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda"
     )
-    matrices = [p for (_, p), m in zip(named, to_muon, strict=True) if m]
     if not matrices:
         return adamw, None
     kind = torch.optim.Muon if device.type == "cuda" else Float32Muon
