@@ -47,6 +47,7 @@ from runtime.measure import cpu_name, percentile, rss_bytes  # noqa: E402
 from runtime.workspace import WorkspaceIndex, WorkspaceLimits  # noqa: E402
 
 KINDS = ("line_rest", "mid_line")
+PATTERNS = {"line_rest": "new line (after Enter, at the indentation)", "mid_line": "inside a line"}
 
 
 def copy_heuristic(task: HeldoutTask, index: WorkspaceIndex, path: str) -> str:
@@ -64,10 +65,11 @@ def copy_heuristic(task: HeldoutTask, index: WorkspaceIndex, path: str) -> str:
 
 def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> dict[str, tuple[float, float]]:
     """The typing case: each request run once to warm the context cache (the previous keystroke's
-    context), then timed as the median of 3; retrieval included.  name -> (p50, p95) ms."""
+    context), then timed as the median of 3; retrieval included.  "row, pattern" -> (p50, p95) ms,
+    the patterns: at the indentation of a new line (`line_rest`), inside a line (`mid_line`), both."""
     out = {}
     for name in ("model", "model + drafts"):
-        ms = []
+        ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for task in tasks:
             req = request_for(task, context_tokens)
             t0 = time.perf_counter()
@@ -75,8 +77,11 @@ def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> d
                 req = workspace_request(task, req, indexes, snippet_tokens=backend.snippet_tokens)
             retrieval_ms = (time.perf_counter() - t0) * 1000
             backend.infill(req)
-            ms.append(statistics.median(backend.infill(req).stats.ms for _ in range(3)) + retrieval_ms)
-        out[name] = (percentile(ms, 50), percentile(ms, 95))
+            warm = statistics.median(backend.infill(req).stats.ms for _ in range(3))
+            ms[task.kind].append(warm + retrieval_ms)
+        groups = {PATTERNS[kind]: ms[kind] for kind in KINDS} | {"both": [t for k in KINDS for t in ms[k]]}
+        for pattern, times in groups.items():
+            out[f"{name}, {pattern}"] = (percentile(times, 50), percentile(times, 95))
     return out
 
 
@@ -213,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.quality_only:
         return 0
     warm = typing(backend, tasks[:: max(1, len(tasks) // 120)], indexes, a.context_tokens)
-    print("\nTyping (warm context cache, median of 3, retrieval included): " + "; ".join(
-        f"{name} p50 {p50:.1f} / p95 {p95:.1f} ms" for name, (p50, p95) in warm.items()) + ".")  # fmt: skip
+    print("\nTyping (warm context cache, median of 3, retrieval included):\n")
+    print("| row, typing pattern | p50 ms | p95 ms |\n| --- | ---: | ---: |")
+    for name, (p50, p95) in warm.items():
+        print(f"| {name} | {p50:.1f} | {p95:.1f} |")
     ix = indexing()
     print(f"\nIndexing {ix['folder']}: {ix['files']} files, {ix['mb']:.1f} MB in {ix['seconds']:.1f} s, "
           f"resident memory +{ix['rss_mb']:.0f} MB.")  # fmt: skip

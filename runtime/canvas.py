@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from runtime.rules import CanvasRule, ContentRule, SpanEdits, VariableLength, WeakEnd
+from runtime.rules import DEFAULT_BARS, CanvasRule, ContentRule, EndBars, SpanEdits, VariableLength, WeakEnd
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,18 @@ def canvas_spec(
     initial: tuple[int, ...] | None = None,
     stop_ids: frozenset[int] = frozenset(),
     content_rule: ContentRule | None = None,
+    end_bars: EndBars = DEFAULT_BARS,
 ) -> CanvasSpec:
     """A canvas of `length` open slots, or starting from `initial`, with the rules that follow
-    from that: a free canvas (no `initial`) ends at a pad or after a stop token; a canvas with
-    starting text keeps its length (pads inside it are dropped from the text)."""
+    from that: a free canvas (no `initial`) ends at a pad or after a stop token (`end_bars`: how
+    sure of the end the model must be); a canvas with starting text keeps its length (pads inside
+    it are dropped from the text)."""
     rules: list[CanvasRule] = [content_rule] if content_rule is not None else []
-    rules.append(WeakEnd(pad_id))
+    rules.append(WeakEnd(pad_id, end_bars.end_probability))
     if initial is None:
         initial = (mask_id,) * length
-        rules.append(VariableLength(pad_id, stop_ids, healed_first_slot=first_slot_ids is not None))
+        healed = first_slot_ids is not None
+        rules.append(VariableLength(pad_id, stop_ids, healed, end_bars.pad_run_confidence))
     assert len(initial) == length, "initial canvas must fill the canvas"
     return CanvasSpec(tuple(initial), mask_id, pad_id, tuple(banned_ids), first_slot_ids, tuple(rules))
 
@@ -107,6 +110,7 @@ def free_plan(
     content_rule: ContentRule | None = None,
     exact_length: bool = False,
     shrink_last: bool = False,
+    end_bars: EndBars = DEFAULT_BARS,
 ) -> CanvasPlan:
     """Canvases of `canvas_len` open slots until the text ends or `max_tokens` are made.
 
@@ -129,6 +133,7 @@ def free_plan(
             initial=initial,
             stop_ids=stop_ids if initial is None else frozenset(),
             content_rule=content_rule if index == 0 else None,
+            end_bars=end_bars,
         )
 
     return CanvasPlan(max_tokens, end_ids or frozenset({pad_id}), spec)
@@ -142,6 +147,7 @@ def draft_plan(
     pad_id: int,
     banned_ids: tuple[int, ...],
     first_slot_ids: tuple[int, ...] | None = None,
+    end_bars: EndBars = DEFAULT_BARS,
 ) -> CanvasPlan:
     """One canvas per draft chunk (see `draft_canvases`); the text may be longer than `max_tokens`
     when the draft is."""
@@ -156,6 +162,7 @@ def draft_plan(
             banned_ids=banned_ids,
             first_slot_ids=first_slot_ids if index == 0 else None,
             initial=drafts[index],
+            end_bars=end_bars,
         )
 
     total = max(max_tokens, sum(map(len, drafts)))

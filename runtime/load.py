@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from kernels import set_kernels_enabled
 from runtime.backends.base import Backend
 from runtime.backends.embedded import EmbeddedBackend
+from runtime.decoding import Decoding
 from runtime.drafts import DraftRules
 from runtime.measure import cpu_has_native_bf16
 from runtime.model import PRESETS, InfillTransformer, ModelArgs
@@ -68,6 +69,7 @@ def load_embedded(
     cfg = read_config(where)
     try:
         rules = DraftRules.from_config(cfg.get("drafts"))
+        decoding = Decoding.from_config(cfg.get("decoding"))
         snippet_tokens = layout_snippet_tokens(cfg.get("layout"))
     except ValueError as e:
         raise ModelLoadError(f"{where / 'config.json'}: {e}") from None
@@ -83,6 +85,7 @@ def load_embedded(
         compute_dtype=compute,
         draft_rules=rules,
         snippet_tokens=snippet_tokens,
+        decoding=decoding,
     )
 
 

@@ -80,6 +80,7 @@ class KernelBeliefs:
     pad_id: int | None  # the weak-end rule's pad
     vocab: int
     device: torch.device
+    end_probability: float = END_PROBABILITY  # the weak-end rule's bar
 
     @classmethod
     def for_canvas(cls, spec: CanvasSpec, logits: Tensor) -> KernelBeliefs | None:
@@ -95,7 +96,8 @@ class KernelBeliefs:
         ends = content[0].ends if content else None
         table = constraint_table(vocab, spec.banned_ids, spec.first_slot_ids, ends, device=logits.device)
         pad_id = weak[0].pad_id if weak else None
-        return cls(table, content[0] if content else None, pad_id, vocab, logits.device)
+        bar = weak[0].end_probability if weak else END_PROBABILITY
+        return cls(table, content[0] if content else None, pad_id, vocab, logits.device, bar)
 
     def fits(self, logits: Tensor) -> bool:
         return logits.shape[-1] == self.vocab and logits.device == self.device
@@ -111,7 +113,7 @@ class KernelBeliefs:
         uniform = torch.rand(c, generator=generator).to(dev) if temperature > 0 else None  # (C,)
         out = triton_beliefs(
             logits if logits.stride(-1) == 1 else logits.contiguous(), self.table, rows,
-            temperature=temperature, token=state.tokens.to(dev), end_probability=END_PROBABILITY,
+            temperature=temperature, token=state.tokens.to(dev), end_probability=self.end_probability,
             pad_id=self.pad_id if uniform is None else None, uniform=uniform,
         )  # fmt: skip
         assert out.token_prob is not None

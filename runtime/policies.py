@@ -8,7 +8,7 @@ from a `runtime.policy_spec.PolicySpec` (names and options are checked there).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -80,7 +80,6 @@ def _top(score: Tensor, masked: Tensor, k: int) -> Tensor:
 @dataclass
 class Sequential(Policy):
     """One slot per forward, most confident first: the autoregressive-speed baseline."""
-
 
     def decide(self, v: StepView) -> Decision:
         return Decision(commit=_top(v.confidence, v.masked, 1))
@@ -181,8 +180,12 @@ assert set(POLICIES) == set(OPTIONS), "runtime.policy_spec.OPTIONS names every p
 assert set(SCHEDULES) == set(SCHEDULE_NAMES), "runtime.policy_spec.SCHEDULE_NAMES names every schedule"
 
 
-def make_policy(spec: str, canvas_len: int, **options: object) -> Policy:
-    """The policy named by `spec` ('name' or 'name:key=value,...', checked by `parse_policy`);
-    keyword `options` (tests, benchmarks) override its values."""
+def make_policy(
+    spec: str, canvas_len: int, defaults: Mapping[str, Mapping[str, object]] | None = None, **options: object
+) -> Policy:
+    """The policy named by `spec` ('name' or 'name:key=value,...', checked by `parse_policy`).
+    `defaults`: a model's option values per policy name (`runtime.decoding`), below the spec's;
+    keyword `options` (tests, benchmarks) override both."""
     parsed = parse_policy(spec)
-    return POLICIES[parsed.name](canvas_len, **{**parsed.as_dict(), **options})
+    model = (defaults or {}).get(parsed.name, {})
+    return POLICIES[parsed.name](canvas_len, **{**model, **parsed.as_dict(), **options})

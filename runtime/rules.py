@@ -39,6 +39,20 @@ class CanvasRule:
 
 END_PROBABILITY = 0.5
 PAD_RUN_CONFIDENCE = 0.5
+"""The end-of-text bars of a model that declares none (`runtime.decoding`: a model's config.json
+may declare its own, tuned on its held-out tasks)."""
+
+
+@dataclass(frozen=True)
+class EndBars:
+    """Where a free canvas's text ends: `WeakEnd`'s `end_probability`, `VariableLength`'s
+    `pad_run_confidence`.  Lower bars end texts sooner, in fewer forwards."""
+
+    end_probability: float = END_PROBABILITY
+    pad_run_confidence: float = PAD_RUN_CONFIDENCE
+
+
+DEFAULT_BARS = EndBars()
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,14 @@ class WeakEnd(CanvasRule):
     Pad gathers all the "the text ends here" mass in one token, while going on
     is spread over many tokens, so a weak model's argmax is often pad at a slot
     where it believes more in some text than in none.  Where pad wins the argmax
-    with less than `END_PROBABILITY`, the best other token is proposed instead."""
+    with less than `end_probability`, the best other token is proposed instead."""
 
     pad_id: int
+    end_probability: float = END_PROBABILITY
 
     def propose(self, probs: Tensor, proposal: Tensor) -> Tensor:
-        weak_end = ((proposal == self.pad_id) & (probs[:, self.pad_id] < END_PROBABILITY)).nonzero().flatten()
+        weak = (proposal == self.pad_id) & (probs[:, self.pad_id] < self.end_probability)
+        weak_end = weak.nonzero().flatten()
         if not len(weak_end):
             return proposal
         other = probs[weak_end]  # a copy of those rows only
@@ -74,6 +90,7 @@ class VariableLength(CanvasRule):
     healed_first_slot: bool = False
     """Slot 0 re-generates the healed prefix text, whose newline (a prefix ending in "\\n" or
     "\\n    ") is not the end of the line being completed."""
+    pad_run_confidence: float = PAD_RUN_CONFIDENCE
     _stops: Tensor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +102,7 @@ class VariableLength(CanvasRule):
         The trailing pads of a short infill are the model's most confident slots, so a
         confidence-ordered policy would commit them one by one from the right, a forward
         each.  Where the model proposes pad for the whole run j..i with confidence at
-        least `PAD_RUN_CONFIDENCE`, committing pad at j ends the text there and closes the run."""
+        least `pad_run_confidence`, committing pad at j ends the text there and closes the run."""
         pads = commit & (proposal == self.pad_id)
         if not pads.any():
             return commit
@@ -93,7 +110,7 @@ class VariableLength(CanvasRule):
         i = int(pads.nonzero()[0])
         j = i
         while j > 0 and masked[j - 1] and proposal[j - 1] == self.pad_id:
-            if confidence[j - 1] < PAD_RUN_CONFIDENCE:
+            if confidence[j - 1] < self.pad_run_confidence:
                 break
             j -= 1
         if j < i:

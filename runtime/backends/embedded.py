@@ -20,6 +20,7 @@ from runtime.blocks import Tally, run_chain
 from runtime.cache import DEFAULT_CACHE_BYTES, ContextCache
 from runtime.canvas import CanvasPlan, canvas_target, draft_canvases, draft_plan, free_plan
 from runtime.context import Context, build_context
+from runtime.decoding import Decoding
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
 from runtime.memo import Memo
@@ -47,6 +48,7 @@ class EmbeddedBackend(Backend):
         compute_dtype: torch.dtype | None = None,
         draft_rules: DraftRules | None = None,
         snippet_tokens: int = 0,
+        decoding: Decoding | None = None,
     ) -> None:
         super().__init__()
         if model.args.vocab_size < tokenizer.vocab_size:
@@ -65,6 +67,8 @@ class EmbeddedBackend(Backend):
         """The most snippet tokens the model was trained with (its config.json `layout`)."""
         self.draft_rules = draft_rules or DraftRules()
         """How this model's verification of drafts is read (its config.json `drafts` section)."""
+        self.decoding = decoding or Decoding()
+        """Its end-of-text bars and policy defaults (its config.json `decoding` section)."""
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
         self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
@@ -85,7 +89,7 @@ class EmbeddedBackend(Backend):
     def run(self, req: InfillRequest, should_cancel: Callable[[], bool] | None) -> InfillResult:
         started = time.perf_counter()
         canvas_len = req.canvas_tokens or self.canvas_len
-        policy = make_policy(req.policy, canvas_len)
+        policy = make_policy(req.policy, canvas_len, self.decoding.policies)
         with torch.inference_mode(), self._autocast():
             budget = min(req.context_tokens, self.max_context_tokens or req.context_tokens)
             snippets = min(req.snippet_tokens, self.snippet_tokens) if req.snippets else 0
@@ -131,7 +135,7 @@ class EmbeddedBackend(Backend):
             banned = self._banned_with_pad if req.exact_length else self._banned
             return draft_plan(
                 drafts, req.max_tokens, mask_id=tok.mask_id, pad_id=tok.pad_id, banned_ids=banned,
-                first_slot_ids=heal_ids,
+                first_slot_ids=heal_ids, end_bars=self.decoding.end_bars,
             )
         blank_line = not req.prefix.rsplit("\n", 1)[-1].strip()
         return free_plan(
@@ -141,7 +145,7 @@ class EmbeddedBackend(Backend):
             stop_ids=tok.newline_ids if req.single_line else frozenset(),
             # on a blank line an empty completion is useless: the text must show something first
             content_rule=self._content_rule(heal) if blank_line and not req.exact_length else None,
-            exact_length=req.exact_length,
+            exact_length=req.exact_length, end_bars=self.decoding.end_bars,
         )
 
     def _content_rule(self, heal: str) -> ContentRule:

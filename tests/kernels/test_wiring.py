@@ -23,7 +23,7 @@ from runtime.cache import ContextCache
 from runtime.canvas import canvas_spec
 from runtime.model import PRESETS, CanvasKV, InfillTransformer
 from runtime.policies import make_policy
-from runtime.rules import ContentRule
+from runtime.rules import ContentRule, EndBars
 from runtime.sampler import CanvasState, StepBeliefs, denoise
 
 pytestmark = needs_triton
@@ -98,6 +98,8 @@ CASES = {
     "plain": (dict(), dict()),
     "pad ends the text": (dict(flat_slots=(3, 4, 5, 6, 7)), dict()),
     "weak end": (dict(weak_pad_slots=(2, 5)), dict()),
+    # pad's 0.31 there clears a lower bar: the kernel must take the spec's bar, not the default
+    "weak end, lower bar": (dict(weak_pad_slots=(5,)), dict(end_bars=EndBars(0.25, 0.25))),
     "healed first slot": (dict(), dict(first_slot_ids=(9, 10))),
     "blank line": (dict(), dict(content_rule=content_rule(), stop_ids=frozenset({3}))),
     "starting text": (dict(), dict(initial=(5, MASK, MASK, 7, MASK, MASK, 9, MASK))),

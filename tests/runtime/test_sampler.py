@@ -6,7 +6,7 @@ import torch
 
 from runtime.canvas import canvas_spec
 from runtime.policies import POLICIES, make_policy
-from runtime.rules import END_PROBABILITY, ContentRule
+from runtime.rules import END_PROBABILITY, ContentRule, EndBars
 from runtime.sampler import denoise
 from runtime.schedule import CosineSchedule
 from runtime.types import BadRequest, Cancelled
@@ -245,6 +245,18 @@ def test_pad_wins_only_where_ending_is_more_likely_than_going_on():
     rows = [{8: 0.9, PAD: 0.1}, spread, {PAD: 0.9, 5: 0.1}, {PAD: 0.9, 5: 0.1}]
     out = denoise(distribution(rows), spec(4), make_policy("sequential", 4))
     assert out.tokens == [8, 5, PAD, PAD]
+
+
+def test_a_model_s_lower_end_bars_end_the_text_sooner():
+    """The same beliefs under lower bars (a model's config.json `decoding`, `EndBars`): pad's 0.3
+    at slot 1 now wins, and the run of 0.4 pads closes in the step that commits slot 3's sure pad
+    (two forwards where the default bars take four, and keep text at slots 1-2)."""
+    spread = {PAD: 0.3, 5: 0.24, 6: 0.23, 7: 0.23}
+    rows = [{8: 0.9, PAD: 0.1}, spread, {PAD: 0.4, 5: 0.3, 6: 0.3}, {PAD: 0.95, 5: 0.05}]
+    default = denoise(distribution(rows), spec(4), make_policy("sequential", 4))
+    low = denoise(distribution(rows), spec(4, end_bars=EndBars(0.25, 0.25)), make_policy("sequential", 4))
+    assert (default.tokens, default.forwards) == ([8, 5, 5, PAD], 4)
+    assert (low.tokens, low.forwards) == ([8, PAD, PAD, PAD], 2)
 
 
 def flags(*ids):

@@ -1,0 +1,63 @@
+"""A model's decoding defaults: the `decoding` section of its config.json.
+
+    {"end_probability": 0.3, "pad_run_confidence": 0.3,
+     "policies": {"adaptive": {"gamma": 3.0}}, "tuned_by": "..."}
+
+* `end_probability`, `pad_run_confidence`: the end-of-text bars of its free canvases
+  (`runtime.rules.EndBars`; absent: 0.5 each);
+* `policies`: per policy, option values that replace the policy's own defaults for this model;
+  a request's policy spec still wins (`adaptive:gamma=0.25` runs at 0.25).
+
+These numbers belong to a model (how confident it is decides how much it may commit per step and
+how sure of an end it must be), so they live beside its weights, like its `drafts` section; a
+model that declares none gets the defaults.  Other keys (notes such as "tuned_by") are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from runtime.policy_spec import parse_policy
+from runtime.rules import DEFAULT_BARS, EndBars
+from runtime.types import BadRequest
+
+BARS = ("end_probability", "pad_run_confidence")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    end_bars: EndBars = DEFAULT_BARS
+    policies: Mapping[str, Mapping[str, int | float | str]] = field(default_factory=dict)
+    """Policy name -> option values (checked as a policy spec is)."""
+
+    @classmethod
+    def from_config(cls, section: object) -> Decoding:
+        """The defaults of a config.json `decoding` section (None or absent: the defaults);
+        a bad value raises ValueError naming it."""
+        if section is None:
+            return cls()
+        if not isinstance(section, dict):
+            raise ValueError(f"decoding must be an object, not {section!r}")
+        bars = {}
+        for key in BARS:
+            value = section.get(key, getattr(DEFAULT_BARS, key))
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+                raise ValueError(f"decoding.{key} must be a number in (0, 1), not {value!r}")
+            bars[key] = float(value)
+        return cls(EndBars(**bars), _policies(section.get("policies", {})))
+
+
+def _policies(section: object) -> dict[str, dict[str, int | float | str]]:
+    if not isinstance(section, dict):
+        raise ValueError(f"decoding.policies must be an object, not {section!r}")
+    out = {}
+    for name, options in section.items():
+        if not isinstance(options, dict):
+            raise ValueError(f"decoding.policies.{name} must be an object, not {options!r}")
+        spec = f"{name}:" + ",".join(f"{k}={v}" for k, v in options.items())
+        try:
+            out[name] = parse_policy(spec).as_dict()
+        except BadRequest as e:
+            raise ValueError(f"decoding.policies: {e}") from None
+    return out
