@@ -47,7 +47,9 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     DG_LSP_KERNELS=0).  The CPU path is the reference either way."""
     policy: str = "adaptive"
     """Unmasking policy: sequential, llada, threshold, entropy or adaptive; options as
-    NAME:KEY=VALUE,... (for example "threshold:tau=0.8")."""
+    NAME:KEY=VALUE,... (for example "threshold:tau=0.8").  Options not given take the model's own
+    defaults where its config.json declares them (the shipped model: adaptive gamma 3.0), else the
+    policy's."""
     automatic_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=60_000)] = 150.0
     """Latency budget of an automatically triggered inline completion (one item)."""
     invoked_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=600_000)] = 1000.0

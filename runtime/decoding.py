@@ -31,6 +31,17 @@ class Decoding:
     policies: Mapping[str, Mapping[str, int | float | str]] = field(default_factory=dict)
     """Policy name -> option values (checked as a policy spec is)."""
 
+    def describe(self) -> str:
+        """One line for a report: "end bars 0.3 / 0.3; adaptive gamma=3.0" ("" for the defaults)."""
+        if self == Decoding():
+            return ""
+        bars = f"end bars {self.end_bars.end_probability:g} / {self.end_bars.pad_run_confidence:g}"
+        options = [
+            f"{name} " + ",".join(f"{k}={_number(v)}" for k, v in opts.items())
+            for name, opts in self.policies.items()
+        ]
+        return "; ".join([bars, *options])
+
     @classmethod
     def from_config(cls, section: object) -> Decoding:
         """The defaults of a config.json `decoding` section (None or absent: the defaults);
@@ -46,6 +57,10 @@ class Decoding:
                 raise ValueError(f"decoding.{key} must be a number in (0, 1), not {value!r}")
             bars[key] = float(value)
         return cls(EndBars(**bars), _policies(section.get("policies", {})))
+
+
+def _number(value: int | float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _policies(section: object) -> dict[str, dict[str, int | float | str]]:

@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         heldout_rows(engine, a, ctx, add)
     total = time.perf_counter() - started
     compute = str(engine.compute_dtype or torch.float32).removeprefix("torch.")
-    table = render(a, engine.description, count_params(engine.model), trained, ctx, rows, total, compute)
+    table = render(
+        a, engine.description, count_params(engine.model), trained, ctx, rows, total, compute,
+        engine.decoding.describe(),
+    )  # fmt: skip
     print(table)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(table)
@@ -114,14 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(
-    a, name: str, params: int, trained: dict, ctx: int, rows, total: float, compute: str = "float32"
+    a, name: str, params: int, trained: dict, ctx: int, rows, total: float, compute: str = "float32",
+    decoding: str = "",
 ) -> str:
     lines = [
         "# Evaluation",
         "",
         f"Model `{name}` ({params / 1e6:.2f}M parameters"
         + (f", {trained['tokens'] / 1e6:.1f}M training tokens, {trained['steps']} steps" if trained else "")
-        + f"); policy `{a.policy}`, greedy, context budget {ctx} tokens, torch threads "
+        + f"); policy `{a.policy}`"
+        + (f" with the model's decoding defaults ({decoding})" if decoding else "")
+        + f", greedy, context budget {ctx} tokens, torch threads "
         f"{torch.get_num_threads()}, {compute} matrix products, on {cpu_name()} "
         f"({time.strftime('%Y-%m-%d')}, {total / 60:.0f} min).",
         "",
