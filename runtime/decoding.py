@@ -32,7 +32,7 @@ class Decoding:
     """Policy name -> option values (checked as a policy spec is)."""
 
     def describe(self) -> str:
-        """One line for a report: "end bars 0.3 / 0.3; adaptive gamma=3.0" ("" for the defaults)."""
+        """One line for a report: "end bars 0.3 / 0.3; adaptive gamma=3" ("" for the defaults)."""
         if self == Decoding():
             return ""
         bars = f"end bars {self.end_bars.end_probability:g} / {self.end_bars.pad_run_confidence:g}"
