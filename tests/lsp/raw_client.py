@@ -12,6 +12,7 @@ import queue
 import re
 import subprocess
 import threading
+import time
 from typing import Any
 
 from lsp_harness import SERVER
@@ -60,6 +61,16 @@ class RawServer:
     @property
     def stderr(self) -> str:
         return b"".join(self._stderr).decode("utf-8", "replace")
+
+    def wait_stderr(self, text: str, timeout: float = 10.0) -> str:
+        """The server's stderr once it holds `text` (its lines reach us through a reader thread, so
+        a line the server wrote before an answer may arrive after it); raises after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the server's stderr:\n{self.stderr[-3000:]}")
+            time.sleep(0.02)
+        return self.stderr
 
     def send(self, data: bytes | dict[str, Any]) -> None:
         assert self.proc.stdin is not None

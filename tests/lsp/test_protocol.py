@@ -135,9 +135,10 @@ def test_client_mistakes_are_logged_once_without_popups_or_tracebacks(server):
     stats_answered(server)
     popups = [m for m in server.seen if m.get("method") == "window/showMessage"]
     assert popups == []
-    assert "Traceback" not in server.stderr
-    assert server.stderr.count("didChange for a document that is not open") == 1
-    assert server.stderr.count("bad Content-Length") <= 1
+    stderr = server.wait_stderr("didChange for a document that is not open")
+    assert "Traceback" not in stderr
+    assert stderr.count("didChange for a document that is not open") == 1
+    assert stderr.count("bad Content-Length") <= 1
 
 
 def test_lifecycle_follows_the_spec():
