@@ -168,10 +168,10 @@ def reachable(tasks, indexes) -> float:
     for task in tasks:
         package, path, _ = task.source.rsplit(":", 2)
         index, query = indexes[package], S.query_words(task.prefix)
-        keys = S.rank_files(query, index.file_words(exclude=path)) if query else []
+        offered = S.offered_texts(index, query, path) if query else []
         own = task.prefix.split("\n")
         far = "\n".join(own[: max(0, len(own) - 1 - S.QUERY_LINES)])
-        texts = [far, task.suffix, *(index.text(k) or "" for k in keys)]
+        texts = [far, task.suffix, *(text for _, text in offered)]
         line = answer_line(task)
         hits += bool(query) and any(line in w.text for t in texts for w in S.windows(t))
     S.windows.cache_clear()

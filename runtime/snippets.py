@@ -80,11 +80,6 @@ def query_words(prefix: str) -> set[str]:
     return words("\n".join(lines[-QUERY_LINES:]))
 
 
-def rank_files(query: set[str], files: Iterable[tuple[str, np.ndarray]], limit: int = MAX_FILES) -> list[str]:
-    """The keys of the `limit` files holding most of the query's identifiers (ties: first seen)."""
-    return FileTable(list(files)).ranked(query, limit=limit)
-
-
 class FileTable:
     """Every file's hashed identifiers in one array (with the file each came from), so a query is
     ranked against all files in one `np.isin` rather than one per file."""
@@ -308,14 +303,22 @@ def workspace_snippets(
     query = query_words(prefix)
     if not query:
         return []
-    keys = file_table(index).ranked(query, exclude=document)
-    texts = within_lines((k, index.text(k) or "") for k in keys)
+    texts = offered_texts(index, query, document)
     found = context_snippets(
         prefix, suffix, texts, current=document or "", limit=limit, query=query, scorer=scorer
     )
     if roots is None:
         return found
     return [Snippet(shown_path(s.path, roots), s.text, s.score) for s in found]
+
+
+def offered_texts(
+    index: WorkspaceIndex, query: set[str], document: str | None = None
+) -> list[tuple[str, str]]:
+    """(key, text) of the other files a query's snippets are taken from: ranked by the identifiers
+    they share with it (`FileTable`, `document` left out), read within `MAX_LINES`."""
+    keys = file_table(index).ranked(query, exclude=document)
+    return within_lines((k, index.text(k) or "") for k in keys)
 
 
 def within_lines(texts: Iterable[tuple[str, str]], budget: int | None = None) -> list[tuple[str, str]]:

@@ -325,10 +325,10 @@ class WorkspaceIndex:
         ids, counts = np.unique(hits, return_counts=True)
         return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
-    def file_words(self, exclude: str | None = None) -> list[tuple[str, np.ndarray]]:
-        """(key, hashed identifiers) of every document but `exclude`."""
+    def file_words(self) -> list[tuple[str, np.ndarray]]:
+        """(key, hashed identifiers) of every document."""
         with self._lock:
-            docs = [(k, d) for k, d in self._docs.items() if k != exclude]
+            docs = list(self._docs.items())
         return [(k, d.words()) for k, d in docs]
 
     def text(self, key: str) -> str | None:

@@ -8,10 +8,10 @@ from runtime.snippets import (
     QUERY_LINES,
     SCORERS,
     BM25Scorer,
+    FileTable,
     JaccardScorer,
     context_snippets,
     query_words,
-    rank_files,
     scorer_named,
     shown_path,
     windows,
@@ -43,9 +43,10 @@ def test_files_are_ranked_by_shared_identifiers():
         ("helper.py", word_hashes(HELPER)),
         ("empty.py", word_hashes("")),
     ]
-    assert rank_files({"parse_settings", "validate_settings", "handle"}, files) == ["helper.py"]
-    assert rank_files({"alpha", "parse_settings"}, files) == ["noise.py", "helper.py"]  # ties: first seen
-    assert rank_files(set(), files) == []
+    table = FileTable(files)
+    assert table.ranked({"parse_settings", "validate_settings", "handle"}) == ["helper.py"]
+    assert table.ranked({"alpha", "parse_settings"}) == ["noise.py", "helper.py"]  # ties: first seen
+    assert table.ranked(set()) == []
 
 
 def test_snippets_come_from_the_workspace_and_the_far_part_of_the_file():
@@ -153,7 +154,7 @@ def test_the_ranked_files_are_read_within_a_line_budget():
 
 
 def test_the_file_table_ranks_as_one_query_per_file_would_and_follows_the_index():
-    from runtime.snippets import FileTable, file_table, hashed
+    from runtime.snippets import file_table, hashed
 
     index = WorkspaceIndex()
     index.update("a.py", "alpha_one = beta_two\n")
