@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One GPU training run that fits a 10-minute command: build the corpus from this machine's
-# Python if it is missing, reuse the shipped tokenizer (so the vocabulary stays the same),
-# train or resume from $RUN/ckpt.pt for $MINUTES of training time, and write the model folder
+# Python if it is missing, take the clean tokenizer (runtime/train/tokenizer-v2.json: trained on
+# corpus v2, reserved packages out; the shipped model's tokenizer saw three of them), train or resume from $RUN/ckpt.pt for $MINUTES of training time, and write the model folder
 # ($OUT: config.json, tokenizer.json, safetensors shards of at most 16 MiB).
 #
 #   bash runtime/train/gpu_run.sh                         # on the GPU machine: 8 more minutes
 #   DEVICE=cpu PRESET=tiny MINUTES=0.3 BATCH=8 WORKERS=0 COMPILE=--no-compile \
 #     bash runtime/train/gpu_run.sh                       # CPU dry run of the same script
 #
-# EXTRA="--init models/dg-code-small --n-layers 4" starts from the shipped weights (same shape).
+# EXTRA="--init models/dg-code-small --n-layers 4" TOKENIZER=models/dg-code-small/tokenizer.json
+# starts from the shipped weights (same shape, its vocabulary; not clean of the reserved packages).
 # OPTIMIZER=muon trains the blocks' matrices with Muon (MUON_LR; keep AdamW for a warm start).
 # Run it again to continue: the checkpoint carries model, optimizer, step and time used, and
 # the cosine schedule spans TOTAL_MINUTES of training time over all runs.
@@ -31,7 +32,7 @@ if [ -z "${CORPUS:-}" ]; then
 fi
 DRAFTS=${DRAFTS:-0.6}  # fraction of rest-of-line samples trained on drafted canvases
 SNIPPETS=${SNIPPETS:-0.3}  # fraction of samples with context snippets (the model then declares the layout)
-TOKENIZER=${TOKENIZER:-models/dg-code-small/tokenizer.json}
+TOKENIZER=${TOKENIZER:-runtime/train/tokenizer-v2.json}
 # adamw (default), or muon for the blocks' matrices (docs/training.md "Muon vs AdamW": ahead from
 # scratch on a short CPU run, not yet measured on a GPU)
 OPTIMIZER=${OPTIMIZER:-adamw}

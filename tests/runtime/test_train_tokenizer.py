@@ -40,3 +40,17 @@ def test_byte_level_round_trip_and_specials_never_from_text(tok, tmp_path):
 def test_rejects_a_vocabulary_below_the_byte_alphabet():
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(TEXT, vocab_size=100)
+
+
+def test_the_clean_tokenizer_the_gpu_script_trains_with():
+    """runtime/train/tokenizer-v2.json (trained on corpus v2's train split, reserved packages out; see
+    docs/training.md) has the runtime's special ids and the shipped vocabulary size, and codes Python."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "runtime/train/tokenizer-v2.json"
+    tok = Tokenizer.from_file(path)
+    assert [tok.hf.token_to_id(t) for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+    assert tok.vocab_size == 8192
+    code = "    def __init__(self, name: str) -> None:\n        self.name = name\n"
+    ids = tok.encode(code)
+    assert tok.decode(ids) == code and len(code) / len(ids) > 3.0
