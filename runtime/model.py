@@ -305,6 +305,18 @@ class InfillTransformer(nn.Module):
         _, kv = self._layers(self.embed(ids), cos, sin, mask, past, keep=True)
         return kv
 
+    def continuation_logits(self, ids: Tensor, past: KV) -> Tensor:
+        """Next-token logits (B, T, V) of `ids` (B, T): B causal continuations of one context
+        (`past`, batch 1), each row seeing the context and its own earlier tokens.  The causal
+        head the context rows are trained with, for scoring candidate texts; a continuation
+        shorter than T may be padded on the right (the logits after its end are unused)."""
+        start = past[0][0].shape[2]
+        t = ids.shape[1]
+        cos, sin = self._rope(start, t, ids.device)
+        mask = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).tril(diagonal=start)
+        x, _ = self._layers(self.embed(ids), cos, sin, mask, past, keep=False)
+        return self.head(self.norm(x))
+
     def denoise(self, canvas: Tensor, ctx: KV | CanvasKV | SharedKV) -> Tensor:
         """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1),
         or a `CanvasKV` of it (then B is 1), which repeated steps on one context should use,

@@ -53,6 +53,24 @@ def test_training_forward_matches_inference():
         assert not torch.allclose(train[:, 32:], train2[:, 32:], atol=1e-6)
 
 
+def test_continuations_read_the_causal_head_of_the_training_layout():
+    """B continuations of one cached context get the next-token logits the training forward gives
+    its context rows (each continuation sees only the context and its own earlier tokens)."""
+    model = _model()
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 261, (2, 30), generator=g)
+    ids[1, :20] = ids[0, :20]  # one shared context, two continuations of 10 tokens
+    canvas = torch.randint(5, 261, (2, 16), generator=g)
+    valid = torch.ones(2, 46, dtype=torch.bool)
+    with torch.inference_mode():
+        train = model.forward_train(torch.cat([ids, canvas], 1), ctx_len=30, key_valid=valid)
+        got = model.continuation_logits(ids[:, 20:], model.encode(ids[:1, :20], None))
+        assert torch.allclose(got, train[:, 20:30], atol=1e-5, rtol=0)
+        padded = model.continuation_logits(torch.cat([ids[:, 20:25], torch.zeros(2, 3, dtype=torch.long)], 1),
+                                           model.encode(ids[:1, :20], None))  # fmt: skip
+        assert torch.allclose(padded[:, :5], train[:, 20:25], atol=1e-5, rtol=0)
+
+
 def test_canvas_is_bidirectional():
     model = _model()
     ctx = model.encode(torch.arange(5, 15)[None], None)
