@@ -2,10 +2,13 @@
 baseline, tokens per forward, latency with retrieval included, index build and update costs.
 
     python benchmarks/workspace.py [--n 200] [--seed 0] [--threads 1] [--model FOLDER] [--quality-only]
+                                   [--corpus data/corpus-v2 --packages site:httpx,site:markdown-it-py]
 
 Held-out single-line tasks (`runtime.eval.heldout`: the rest of the line after the indentation,
 and mid-line), each held-out package as the workspace of its own files, the task's own file left
-out of the index (its prefix and suffix stand for it).  Rows:
+out of the index (its prefix and suffix stand for it).  `--corpus` takes another built corpus's
+held-out split (corpus v2 also holds out two pinned third-party packages, httpx and markdown-it-py,
+which no model here was trained on), `--packages` keeps some of its packages.  Rows:
 
 * model: the shipped model, no workspace;
 * copy heuristic: the most frequent other line of the same file, else of the package, that starts
@@ -37,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.eval.heldout import (  # noqa: E402 - after the path set-up
+    DEFAULT_CORPUS,
     HeldoutTask,
+    heldout_documents,
     is_exact,
     iter_tasks,
     package_indexes,
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality-only", action="store_true", help="only the exact-match table")
     ap.add_argument("--indexing-only", action="store_true", help="only indexing and keystroke costs")
     ap.add_argument("--index-mb", type=int, default=20, help="byte cap of the indexing run (64: 2,000 files)")
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="built corpus: its held-out split")
+    ap.add_argument("--packages", default="", help="comma-separated held-out packages to keep (default: all)")
     a = ap.parse_args(argv)
     if not a.indexing_only:
         with_model(a)
@@ -208,12 +215,16 @@ def with_model(a: argparse.Namespace) -> None:
     from runtime.load import load_backend
 
     backend = load_backend(a.model, threads=a.threads)
-    tasks = list(iter_tasks(a.n, kinds=KINDS, seed=a.seed))
-    indexes = package_indexes()
+    docs = heldout_documents(a.corpus)
+    if a.packages:
+        docs = [d for d in docs if d.package in a.packages.split(",")]
+    tasks = list(iter_tasks(a.n, kinds=KINDS, seed=a.seed, docs=docs))
+    indexes = package_indexes(docs)
     day = time.strftime("%Y-%m-%d")
     print(f"# Workspace-aware infilling ({cpu_name()}, torch threads {a.threads}, {day}, "
           f"{backend.description})\n")  # fmt: skip
-    print(f"{len(tasks)} held-out tasks (seed {a.seed}), each package its own workspace; "
+    packages = ", ".join(sorted({d.package for d in docs}))
+    print(f"{len(tasks)} held-out tasks (seed {a.seed}; {packages}), each package its own workspace; "
           "ms include retrieval.\n")  # fmt: skip
     print("| row | exact line_rest % | exact mid_line % | exact all % | tokens/forward | p50 ms | p95 ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
