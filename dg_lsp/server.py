@@ -23,7 +23,14 @@ from dg_lsp.context import eol_of, locate, site_at
 from dg_lsp.documents import apply_edit, command_target, open_document, selected_completion
 from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, keep_line_ends, replace_edit
 from dg_lsp.markdown import RewritePlan
-from dg_lsp.requests import inline_requests, rewrite_request, selection_request
+from dg_lsp.requests import (
+    AUTOMATIC_ITEMS,
+    INVOKED_ITEMS,
+    inline_requests,
+    offered_fills,
+    rewrite_request,
+    selection_request,
+)
 from dg_lsp.session import DgServer
 
 FILL_SELECTION = "dg.fillSelection"
@@ -96,8 +103,9 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
         drafts = [] if site.typed else ls.line_drafts(doc.uri, text, cursor.offset)
         snippets = ls.context_snippets(doc.uri, text, cursor.offset)
         requests = inline_requests(site, ls.settings, invoked=invoked, drafts=drafts, snippets=snippets)
-        fills = await ls.fills(doc.uri, requests)
-    shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines))
+        fills = offered_fills(await ls.fills(doc.uri, requests), requests, invoked=invoked)
+    limit = INVOKED_ITEMS if invoked else AUTOMATIC_ITEMS
+    shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines), limit=limit)
     ls.typing.remember(doc.uri, text, cursor.offset, [] if site.typed else shown.fills)
     return t.InlineCompletionList(items=shown.items)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from dg_lsp.context import locate, site_at
@@ -9,10 +10,12 @@ from dg_lsp.markdown import RewritePlan
 from dg_lsp.requests import (
     SINGLE_LINE_MAX_TOKENS,
     inline_requests,
+    offered_fills,
     rewrite_request,
     selection_request,
 )
 from dg_lsp.settings import Settings
+from runtime.retrieval import Draft
 from runtime.types import BadRequest, InfillRequest
 
 SETTINGS = Settings(max_tokens=100, context_tokens=512, automatic_budget_ms=150, invoked_budget_ms=900)
@@ -45,6 +48,22 @@ def test_invoked_requests():
     # a single-line site gets single-line suggestions only: the runtime cuts the line once
     assert [r.single_line for r in reqs] == [True, True]
     assert [r.temperature for r in reqs] == [0.0, 0.8]
+
+
+def test_invoked_offers_the_other_drafts_before_the_sample():
+    drafts = [Draft("a(1)", 4.0, "follows", "file"), Draft("b(2)", 2.0, "prefix", "workspace")]
+    block = site("def f():\n    \n", 1, 4)
+    reqs = inline_requests(block, SETTINGS, invoked=True, drafts=drafts)
+    assert offered_fills(["a(1)", "block", "sampled"], reqs, invoked=True) == [
+        "a(1)", "block", "a(1)", "b(2)", "sampled"
+    ]  # fmt: skip  (the repeat is dropped when items are made)
+    # a superseded request leaves fewer answers: the drafts follow those there are
+    assert offered_fills(["a(1)"], reqs, invoked=True) == ["a(1)", "a(1)", "b(2)"]
+    [auto] = inline_requests(block, SETTINGS, invoked=False, drafts=drafts)
+    assert offered_fills(["x"], [auto], invoked=False) == ["x"]
+    assert offered_fills([], [], invoked=True) == []
+    off = msgspec.structs.replace(SETTINGS, drafts=False)  # drafts turned off: none offered either
+    assert offered_fills(["s"], inline_requests(block, off, invoked=True, drafts=drafts), invoked=True) == ["s"]
 
 
 def test_snippets_ride_on_every_inline_request_unless_turned_off():

@@ -63,6 +63,19 @@ async def test_a_file_outside_the_workspace_gets_drafts_from_it_without_error(cl
     assert [i.insert_text for i in result.items] == ["_norm(q)"]  # never the disk file's qx_outside
 
 
+async def test_invoked_completion_offers_the_other_drafts_to_cycle_through(client: LanguageClient):
+    """The user asks (invoked): the best draft first, then the drafts the model did not choose."""
+    ws = client.root / "ws"  # type: ignore[attr-defined]
+    uri = (ws / "pkg" / "cycle.py").as_uri()
+    open_doc(client, uri, "def f(q):\n    value = qx_alpha(q)\n    value = qx_beta(q)\n    value = qx\n")
+    auto = await client.text_document_inline_completion_async(inline_params(uri, 3, 14))
+    invoked = await client.text_document_inline_completion_async(inline_params(uri, 3, 14, invoked=True))
+    texts = [i.insert_text for i in invoked.items]
+    assert texts[0] == auto.items[0].insert_text  # the same first suggestion
+    assert {"_alpha(q)", "_beta(q)", "_norm(q)"} <= set(texts)  # the file's two and the workspace's one
+    assert len(texts) == len(set(texts)) <= 6
+
+
 async def test_edited_buffers_feed_other_files_and_watched_deletions_apply(client: LanguageClient):
     ws = client.root / "ws"  # type: ignore[attr-defined]
     a, b = (ws / "a.py").as_uri(), (ws / "b.py").as_uri()
@@ -79,5 +92,5 @@ async def test_edited_buffers_feed_other_files_and_watched_deletions_apply(clien
         changes=[t.FileEvent(uri=(ws / "pkg" / "helpers.py").as_uri(), type=t.FileChangeType.Deleted)]
     ))  # fmt: skip
     s = await stats(client)  # handled after the notification: messages are processed in order
-    assert s["workspaceDocuments"] == 4  # main.py, outside.py, a.py, b.py (open buffers)
+    assert s["workspaceDocuments"] == 5  # main.py, outside.py, cycle.py, a.py, b.py (open buffers)
     assert "workspace/didChangeWatchedFiles" in client.registrations  # type: ignore[attr-defined]
