@@ -54,16 +54,16 @@ def test_invoked_offers_the_other_drafts_before_the_sample():
     drafts = [Draft("a(1)", 4.0, "follows", "file"), Draft("b(2)", 2.0, "prefix", "workspace")]
     block = site("def f():\n    \n", 1, 4)
     reqs = inline_requests(block, SETTINGS, invoked=True, drafts=drafts)
-    assert offered_fills(["a(1)", "block", "sampled"], reqs, invoked=True) == [
-        "a(1)", "block", "a(1)", "b(2)", "sampled"
-    ]  # fmt: skip  (the repeat is dropped when items are made)
+    offered = offered_fills(["a(1)", "block", "sampled"], reqs, invoked=True)
+    assert offered == ["a(1)", "block", "a(1)", "b(2)", "sampled"]  # repeats go when items are made
     # a superseded request leaves fewer answers: the drafts follow those there are
     assert offered_fills(["a(1)"], reqs, invoked=True) == ["a(1)", "a(1)", "b(2)"]
     [auto] = inline_requests(block, SETTINGS, invoked=False, drafts=drafts)
     assert offered_fills(["x"], [auto], invoked=False) == ["x"]
     assert offered_fills([], [], invoked=True) == []
     off = msgspec.structs.replace(SETTINGS, drafts=False)  # drafts turned off: none offered either
-    assert offered_fills(["s"], inline_requests(block, off, invoked=True, drafts=drafts), invoked=True) == ["s"]
+    without = inline_requests(block, off, invoked=True, drafts=drafts)
+    assert offered_fills(["s"], without, invoked=True) == ["s"]
 
 
 def test_snippets_ride_on_every_inline_request_unless_turned_off():
