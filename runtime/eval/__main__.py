@@ -19,6 +19,7 @@ from runtime.eval import heldout, humaneval
 from runtime.load import load_embedded, resolve
 from runtime.measure import cpu_name, percentile
 from runtime.model import count_params
+from runtime.train.corpus import read_shards
 
 
 def trained_record(spec: str) -> dict:
@@ -44,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
     p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
+    p.add_argument("--third-party", type=Path, default=Path("data/corpus-v2"),
+                   help="a corpus whose other held-out packages get rows too (none: skipped)")  # fmt: skip
     return p
 
 
@@ -89,6 +92,28 @@ def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
                 f"p50 {res[kind]['ms_p50']:.0f} ms/infill (line drafts, package as workspace)")  # fmt: skip
 
 
+def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
+    """Single-line rows, alone and with the workspace, on the held-out packages of `--third-party` that
+    the first corpus does not hold out (corpus v2's pinned third-party packages, httpx and markdown-it-py)."""
+    try:
+        docs = read_shards(a.third_party, "heldout")
+    except FileNotFoundError:
+        print(f"no corpus at {a.third_party}: no third-party rows", file=sys.stderr)
+        return
+    first = {d.package for d in heldout.heldout_documents()}
+    docs = sorted((d for d in docs if d.path.endswith(".py") and d.package not in first),
+                  key=lambda d: (d.package, d.path))  # fmt: skip
+    if not docs:
+        return
+    names = ", ".join(sorted({d.package.removeprefix("site:") for d in docs}))
+    tasks = list(heldout.iter_tasks(a.heldout_n, kinds=heldout.SINGLE_LINE_KINDS, docs=docs))
+    for setting, indexes in (("unknown", None), ("workspace", heldout.package_indexes(docs))):
+        res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy, indexes=indexes)
+        row = res["all_single_line"]
+        add(f"held-out exact match: single-line, {names}", setting, int(row["n"]), row["exact_match"],
+            f"p50 {row['ms_p50']:.0f} ms/infill")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     engine = load_embedded(a.model, threads=a.threads, dtype=a.dtype)
@@ -104,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     humaneval_rows(engine, a, ctx, add)
     if a.heldout_n:
         heldout_rows(engine, a, ctx, add)
+        third_party_rows(engine, a, ctx, add)
     total = time.perf_counter() - started
     compute = str(engine.compute_dtype or torch.float32).removeprefix("torch.")
     table = render(

@@ -91,3 +91,28 @@ def test_a_model_that_reads_snippets_gets_them_from_its_package():
     req = workspace_request(task, request_for(task, 128), indexes, snippet_tokens=96)
     assert req.snippet_tokens == 96 and "json/other.py" in [path for path, _ in req.snippets]
     assert all("'em'" not in text for _, text in req.snippets)  # the same package only
+
+
+def test_the_eval_adds_rows_for_the_other_corpus_held_out_packages(tiny_backend, tmp_path, monkeypatch):
+    """`python -m runtime.eval --third-party CORPUS`: rows, alone and with the workspace, for the
+    packages that corpus holds out and the first does not; none (and a note) when it is absent."""
+    import argparse
+
+    from runtime.eval import __main__ as ev
+    from runtime.train.corpus import write_shards
+
+    first = SourceFile("stdlib:json", "PSF-2.0", "json/fake.py", TEXT)
+    third = SourceFile("site:thirdparty", "MIT", "thirdparty/core.py", TEXT.replace("item", "thing"))
+    write_shards([first, third], tmp_path / "v2", "heldout")
+    monkeypatch.setattr(ev.heldout, "heldout_documents", lambda corpus=None: [first])
+    rows = []
+    a = argparse.Namespace(third_party=tmp_path / "v2", heldout_n=2, policy="adaptive")
+    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row))
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("held-out exact match: single-line, thirdparty", "unknown", 4),
+        ("held-out exact match: single-line, thirdparty", "workspace", 4),
+    ]
+    a.third_party = tmp_path / "absent"
+    rows.clear()
+    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row))
+    assert rows == []
