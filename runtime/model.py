@@ -298,23 +298,22 @@ class InfillTransformer(nn.Module):
     # ----------------------------------------------------------------- inference
     def encode(self, ids: Tensor, past: KV | None) -> KV:
         """Causally encode context tokens `ids` (1, T) after `past`; returns the extended K/V."""
+        return self._causal(ids, past, keep=True)[1]
+
+    def _causal(self, ids: Tensor, past: KV | None, keep: bool) -> tuple[Tensor, KV]:
+        """`ids` (B, T) after `past` (batch 1), each row seeing `past` and its own earlier tokens."""
         start = past[0][0].shape[2] if past else 0
         t = ids.shape[1]
         cos, sin = self._rope(start, t, ids.device)
         mask = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).tril(diagonal=start)
-        _, kv = self._layers(self.embed(ids), cos, sin, mask, past, keep=True)
-        return kv
+        return self._layers(self.embed(ids), cos, sin, mask, past, keep=keep)
 
     def continuation_logits(self, ids: Tensor, past: KV) -> Tensor:
         """Next-token logits (B, T, V) of `ids` (B, T): B causal continuations of one context
         (`past`, batch 1), each row seeing the context and its own earlier tokens.  The causal
         head the context rows are trained with, for scoring candidate texts; a continuation
         shorter than T may be padded on the right (the logits after its end are unused)."""
-        start = past[0][0].shape[2]
-        t = ids.shape[1]
-        cos, sin = self._rope(start, t, ids.device)
-        mask = torch.ones(t, start + t, dtype=torch.bool, device=ids.device).tril(diagonal=start)
-        x, _ = self._layers(self.embed(ids), cos, sin, mask, past, keep=False)
+        x, _ = self._causal(ids, past, keep=False)
         return self.head(self.norm(x))
 
     def denoise(self, canvas: Tensor, ctx: KV | CanvasKV | SharedKV) -> Tensor:

@@ -101,8 +101,7 @@ def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
         print(f"no corpus at {a.third_party}: no third-party rows", file=sys.stderr)
         return
     first = {d.package for d in heldout.heldout_documents()}
-    docs = sorted((d for d in docs if d.path.endswith(".py") and d.package not in first),
-                  key=lambda d: (d.package, d.path))  # fmt: skip
+    docs = [d for d in heldout.python_files(docs) if d.package not in first]
     if not docs:
         return
     names = ", ".join(sorted({d.package.removeprefix("site:") for d in docs}))

@@ -48,6 +48,11 @@ def heldout_documents(corpus: Path = DEFAULT_CORPUS) -> list[SourceFile]:
         docs = read_shards(corpus, "heldout")
     except FileNotFoundError:
         docs = collect(heldout=HELDOUT_PACKAGES)[1]
+    return python_files(docs)
+
+
+def python_files(docs: Iterable[SourceFile]) -> list[SourceFile]:
+    """The Python files of `docs`, in (package, path) order: what held-out tasks are cut from."""
     return sorted((d for d in docs if d.path.endswith(".py")), key=lambda d: (d.package, d.path))
 
 
