@@ -37,7 +37,7 @@ from runtime.canvas import canvas_target  # noqa: E402
 from runtime.context import build_context  # noqa: E402
 from runtime.eval.heldout import is_exact, iter_tasks, package_indexes  # noqa: E402
 from runtime.measure import cpu_name  # noqa: E402
-from runtime.retrieval import EVIDENCE, candidates, ranked  # noqa: E402
+from runtime.retrieval import EVIDENCE, candidates, ranked, shape_check  # noqa: E402
 
 KINDS = sorted(EVIDENCE.weights)
 CONTEXT_TOKENS = 320
@@ -54,7 +54,7 @@ def evidence_features(text: str, found: dict, score: float, rank: int) -> list[f
 
 def specificity_features(line: str, lines: list[str], row: int, index, document: str) -> list[float]:
     """The whole line's count in the workspace and the file, its nearest occurrence, a neighbour repeated."""
-    ws = sum(n for ln, n in index.with_prefix(line, exclude=document) if ln == line) if line else 0
+    ws = index.occurrences(line, exclude=document)
     near = [abs(j - row) for j, ln in enumerate(lines) if ln == line and j != row]
     above = next((ln for ln in reversed(lines[:row]) if ln), "")
     below = next((ln for ln in lines[row + 1 :] if ln), "")
@@ -104,7 +104,7 @@ def gather(backend, n: int, seeds: list[int], k: int) -> list[dict]:
             per: dict[str, dict] = {}
             for (text, how, where), c in found.items():
                 per.setdefault(text, {})[how, where] = c
-            top = ranked(found, EVIDENCE, k)
+            top = ranked(found, EVIDENCE, k, fits=shape_check(task.prefix, task.suffix))
             before, after = task.prefix.split("\n"), task.suffix.split("\n")
             lines = [ln.strip() for ln in before[:-1]] + [""] + [ln.strip() for ln in after[1:]]
             typed = before[-1].lstrip()
@@ -166,8 +166,12 @@ def two_fold(rows: list[dict], seeds: list[int], groups: tuple[str, ...], k: int
     return top1(b, groups, k, fit(a, groups, k)) + top1(a, groups, k, fit(b, groups, k))
 
 
+JUDGE_WEIGHTS = (2.0, 16.0, 32.0, 1000.0)
+"""Other evidence weights of the judge (`runtime.drafts.DraftRules.evidence_weight`) compared."""
+
+
 def shipped_judge(row: dict, weight: float = 8.0) -> bool:
-    """runtime.drafts.judge over the best 4: the weakest canvas log-probability + 8 x log evidence."""
+    """runtime.drafts.judge over the best 4: the weakest canvas log-probability + weight x log evidence."""
     cands = [c for c in row["cands"][:4] if not c["canvas"][-1]]
     if not cands:
         return False
@@ -182,6 +186,9 @@ def comparisons(rows: list[dict], seeds: list[int], k: int) -> list[tuple[str, i
         ("shipped: retrieval's evidence", first),
         ("shipped: the judge (canvas belief + 8 x log evidence, best 4)", sum(map(shipped_judge, rows))),
     ]
+    for weight in JUDGE_WEIGHTS:
+        hits = sum(shipped_judge(r, weight) for r in rows)
+        table.append((f"the judge with evidence weight {weight:g}", hits))
     sets = [GROUPS[:i] for i in range(1, len(GROUPS) + 1)] + [("evidence", "causal")]
     table += [(f"linear ranker, two-fold: {' + '.join(g)}", two_fold(rows, seeds, g, k)) for g in sets]
     for top in (4, k):

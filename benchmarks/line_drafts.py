@@ -5,8 +5,10 @@
 Held-out single-line tasks (`runtime.eval.heldout`: the rest of the line after the indentation,
 and mid-line), each held-out package the workspace of its own files, the task's own file left out
 of the index (its prefix and suffix stand for it), as in `benchmarks/workspace.py`.  For each
-evidence rule (`runtime.retrieval.Evidence`): exact match of the top draft per kind, of any of the
-top 4 and any of the top 32, the share of tasks with a draft at all, and the query's time.
+evidence rule (`runtime.retrieval.Evidence`, with the indentation rule `shape_check` unless its
+`misfit` is 1): exact match of the top draft per kind, of any of the top 4 and any of the top 32, the
+share of tasks with a draft at all, and the query's time; then how often the answer's whole line
+occurs elsewhere in its file or package at all (the most that copying could reach).
 
 `--tune` searches the weights (coordinate ascent over a grid, three rounds, starting from the
 shipped rule) on the seeds given and prints the best table found: run it on seeds the report does
@@ -16,9 +18,12 @@ not use (the shipped rule was chosen with `--seeds 1,2 --n 400 --tune`; the docs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +31,33 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.eval.heldout import is_exact, iter_tasks, package_indexes  # noqa: E402
 from runtime.measure import cpu_name, percentile  # noqa: E402
-from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked  # noqa: E402
+from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked, shape_check  # noqa: E402
 
 KINDS = ("line_rest", "mid_line")
+EVIDENCE_2026_12_01 = Evidence(
+    {
+        k: w
+        for k, w in EVIDENCE.weights.items()
+        if k not in {("follows~", "workspace"), ("precedes~", "workspace")}
+    },
+    misfit=1.0,
+)
+"""The rules before the workspace's neighbours alike and the indentation rule (stop 21)."""
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-Case = tuple[str, str, Counter]
-"""(kind, answer, every candidate with its occurrences per kind and place)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    answer: str
+    found: Counter
+    """Every candidate with its occurrences per kind and place."""
+    fits: Callable[[str], bool]
+    """The indentation rule at the cursor."""
+    in_file: bool
+    """The answer's whole line occurs elsewhere in the task's file."""
+    in_workspace: bool
+    """... in another file of the package."""
 
 
 def gather(n: int, seeds: list[int]) -> tuple[list[Case], list[float]]:
@@ -44,7 +70,12 @@ def gather(n: int, seeds: list[int]) -> tuple[list[Case], list[float]]:
             t0 = time.perf_counter()
             found = candidates(task.prefix, task.suffix, indexes[package], document=path)
             ms.append((time.perf_counter() - t0) * 1000)
-            cases.append((task.kind, task.middle, found))
+            line = (task.prefix.rsplit("\n", 1)[-1] + task.middle).strip()
+            around = task.prefix.split("\n")[:-1] + task.suffix.split("\n")[1:]
+            in_file = any(other.strip() == line for other in around)
+            in_workspace = indexes[package].occurrences(line, exclude=path) > 0
+            fits = shape_check(task.prefix, task.suffix)
+            cases.append(Case(task.kind, task.middle, found, fits, in_file, in_workspace))
     return cases, ms
 
 
@@ -52,13 +83,13 @@ def score(cases: list[Case], evidence: Evidence) -> dict[str, float]:
     """Exact match (%) of the top draft per kind and overall, of any of 4 and of 32, and the share
     of tasks with a draft."""
     hits: Counter[str] = Counter()
-    per_kind = Counter(kind for kind, _, _ in cases)
-    for kind, answer, found in cases:
-        drafts = [d.text for d in ranked(found, evidence, 32)]
-        rank = next((i for i, text in enumerate(drafts) if is_exact(text, answer)), None)
+    per_kind = Counter(case.kind for case in cases)
+    for case in cases:
+        drafts = [d.text for d in ranked(case.found, evidence, 32, fits=case.fits)]
+        rank = next((i for i, text in enumerate(drafts) if is_exact(text, case.answer)), None)
         hits["drafted"] += bool(drafts)
         if rank is not None:
-            hits[kind] += rank == 0
+            hits[case.kind] += rank == 0
             hits["top1"] += rank == 0
             hits["any4"] += rank < 4
             hits["any32"] += 1
@@ -69,14 +100,16 @@ def score(cases: list[Case], evidence: Evidence) -> dict[str, float]:
 
 def tune(cases: list[Case], start: Evidence, rounds: int = 3) -> Evidence:
     """Coordinate ascent on the top draft's exact match, one weight at a time over `GRID`."""
-    kinds = sorted({(how, where) for _, _, found in cases for _, how, where in found} | set(start.weights))
+    kinds = sorted({(how, where) for case in cases for _, how, where in case.found} | set(start.weights))
     weights = {k: start.weights.get(k, 0.0) for k in kinds}
     for _ in range(rounds):
         for k in kinds:
-            trials = [(score(cases, Evidence(weights | {k: g}, start.log_counts))["top1"], -i, g)
-                      for i, g in enumerate(GRID)]  # fmt: skip
+            trials = []
+            for i, g in enumerate(GRID):
+                rule = dataclasses.replace(start, weights=weights | {k: g})
+                trials.append((score(cases, rule)["top1"], -i, g))
             weights[k] = max(trials)[2]
-    return Evidence({k: w for k, w in weights.items() if w > 0}, start.log_counts)
+    return dataclasses.replace(start, weights={k: w for k, w in weights.items() if w > 0})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     cases, ms = gather(a.n, seeds)
     print(f"{len(cases)} held-out tasks (seeds {a.seeds}), each package its own workspace; {cpu_name()}")
     print(f"query: p50 {percentile(ms, 50):.2f} ms, p95 {percentile(ms, 95):.2f} ms (every kind gathered)\n")
-    rules = {"first rules (2026-11)": EVIDENCE_2026_11, "shipped (runtime.retrieval.EVIDENCE)": EVIDENCE}
+    rules = {
+        "first rules (2026-11)": EVIDENCE_2026_11,
+        "2026-12-01 (neighbours alike in the file only, no indentation rule)": EVIDENCE_2026_12_01,
+        "shipped evidence, no indentation rule": dataclasses.replace(EVIDENCE, misfit=1.0),
+        "shipped (runtime.retrieval.EVIDENCE)": EVIDENCE,
+    }
     if a.tune:
         rules["tuned here"] = tune(cases, EVIDENCE)
         print(f"tuned weights: {rules['tuned here'].weights}\n")
@@ -98,13 +136,26 @@ def main(argv: list[str] | None = None) -> int:
         "| any of 32 % | tasks with a draft % |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, evidence in rules.items():
-        r = score(cases, evidence)
+    for name, r in {n: score(cases, e) for n, e in rules.items()}.items():
         print(
             f"| {name} | {r['line_rest']:.1f} | {r['mid_line']:.1f} | {r['top1']:.1f} | {r['any4']:.1f} "
             f"| {r['any32']:.1f} | {r['drafted']:.1f} |"
         )
+    print_coverage(cases)
     return 0
+
+
+def print_coverage(cases: list[Case]) -> None:
+    """Where the answer's whole line occurs (what copying could reach at best)."""
+    n = max(len(cases), 1)
+    shares = {
+        "elsewhere in its file": sum(c.in_file for c in cases),
+        "in another file of its package": sum(c.in_workspace for c in cases),
+        "in either": sum(c.in_file or c.in_workspace for c in cases),
+    }
+    print("\n| the answer's whole line occurs | tasks % |\n| --- | ---: |")
+    for name, hits in shares.items():
+        print(f"| {name} | {100.0 * hits / n:.1f} |")
 
 
 if __name__ == "__main__":

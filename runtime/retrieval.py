@@ -41,6 +41,9 @@ class Evidence:
 
     weights: dict[tuple[str, str], float]
     log_counts: bool = True
+    misfit: float = 0.1
+    """The share of its score a draft keeps when it breaks the indentation below the cursor
+    (`shape_check`); 0 puts it after every draft that agrees."""
 
     def part(self, how: str, where: str, n: int) -> float:
         return self.weights[how, where] * (math.log1p(n) if self.log_counts else n)
@@ -48,8 +51,10 @@ class Evidence:
 
 EVIDENCE = Evidence({
     ("between", "file"): 4.0,
-    ("follows", "file"): 4.0, ("follows", "workspace"): 2.0, ("follows~", "file"): 1.0,
-    ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0, ("precedes~", "file"): 4.0,
+    ("follows", "file"): 4.0, ("follows", "workspace"): 2.0,
+    ("follows~", "file"): 1.0, ("follows~", "workspace"): 0.5,
+    ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0,
+    ("precedes~", "file"): 4.0, ("precedes~", "workspace"): 0.25,
     ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
     ("ngram", "file"): 0.25,
 })  # fmt: skip
@@ -59,12 +64,16 @@ neighbouring line matched says more than a typed prefix, the current file more t
 the workspace."""
 EVIDENCE_2026_11 = Evidence({("follows", "file"): 4.0, ("follows", "workspace"): 2.0,
                              ("prefix", "file"): 2.0, ("prefix", "workspace"): 1.0,
-                             ("ngram", "file"): 2.0}, log_counts=False)  # fmt: skip
-"""The first rules (three kinds, linear counts), kept for the benchmark's comparison."""
+                             ("ngram", "file"): 2.0}, log_counts=False, misfit=1.0)  # fmt: skip
+"""The first rules (three kinds, linear counts, no indentation rule), kept for the benchmark's comparison."""
 MAX_DRAFT_CHARS = 200
 MAX_MATCHES = 200
 """Matching lines taken per kind and place: enough evidence, and a bounded cost in a long file
 whose every line matches."""
+ALIKE_LINES = 16
+"""Lines that start like a neighbour whose own neighbours are looked up in the workspace."""
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"#.*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 Add = Callable[..., None]
 
@@ -86,12 +95,20 @@ class _Cursor:
     rest: str  # the cursor line after the cursor, stripped
     lines: list[str]  # the document's stripped lines, the cursor line included
     row: int  # the cursor line's index in `lines`
+    deeper: bool | None  # whether the next non-blank line is indented deeper (None: there is none)
 
     @classmethod
     def of(cls, prefix: str, suffix: str) -> _Cursor:
         before, after = prefix.split("\n"), suffix.split("\n")
         lines = [ln.strip() for ln in before[:-1]] + [""] + [ln.strip() for ln in after[1:]]
-        return cls(before[-1].lstrip(), after[0].strip(), lines, len(before) - 1)
+        below = next((ln for ln in after[1:] if ln.strip()), None)
+        deeper = None if below is None else _indent(below) > _indent(before[-1])
+        return cls(before[-1].lstrip(), after[0].strip(), lines, len(before) - 1, deeper)
+
+    def fits(self, text: str) -> bool:
+        """Whether the cursor line, completed by `text`, agrees with the indentation below it:
+        a line that opens a block (or a bracket) is followed by a deeper one, and only such a line."""
+        return self.deeper is None or opens_block(self.typed + text + self.rest) == self.deeper
 
     def neighbour(self, step: int) -> tuple[str, int]:
         """The nearest non-blank line above (step -1) or below (+1) the cursor's, and its index."""
@@ -124,7 +141,25 @@ def line_drafts(
     """The best `limit` drafts for the cursor between `prefix` and `suffix`.  `document` is the
     current document's key in `index`: its entry (maybe stale) is left out, the live text is used."""
     found = candidates(prefix, suffix, index, document=document, kinds=set(evidence.weights))
-    return ranked(found, evidence, limit)
+    return ranked(found, evidence, limit, fits=_Cursor.of(prefix, suffix).fits)
+
+
+def shape_check(prefix: str, suffix: str) -> Callable[[str], bool]:
+    """The cursor's indentation rule for a draft (`ranked`'s `fits`)."""
+    return _Cursor.of(prefix, suffix).fits
+
+
+def opens_block(line: str) -> bool:
+    """Whether a line wants a deeper one after it: it ends with a colon or a backslash, or leaves a
+    bracket open (string literals and comments aside)."""
+    code = _COMMENT.sub("", _STRING.sub('""', line)).rstrip()
+    if code.endswith((":", "\\")):
+        return True
+    return sum(map(code.count, "([{")) > sum(map(code.count, ")]}"))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def candidates(
@@ -149,7 +184,7 @@ def candidates(
             found[text, how, where] += n
             taken[how, where] += 1
 
-    _neighbours(cur, index, document, add)
+    _neighbours(cur, index, document, add, lambda how: kinds is None or (how, "workspace") in kinds)
     if cur.typed:
         for j, line in enumerate(cur.lines):
             if j != cur.row and line.startswith(cur.typed):
@@ -161,8 +196,11 @@ def candidates(
     return found
 
 
-def _neighbours(cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add) -> None:
-    """The follows, precedes and between candidates, from the document and the workspace."""
+def _neighbours(
+    cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add, wanted: Callable[[str], bool]
+) -> None:
+    """The follows, precedes and between candidates, from the document and the workspace (the
+    workspace's `follows~` and `precedes~` only when `wanted`: they cost a lookup per line alike)."""
     above, at = cur.neighbour(-1)
     below, bt = cur.neighbour(+1)
     nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
@@ -185,14 +223,35 @@ def _neighbours(cur: _Cursor, index: WorkspaceIndex | None, document: str | None
     if above:
         for line, n in index.followers(above, exclude=document):
             add(line, "follows", "workspace", n)
+        for alike in _alike(index, above, head_above, document) if wanted("follows~") else ():
+            for line, n in index.followers(alike, exclude=document):
+                add(line, "follows~", "workspace", n)
     if below:
         for line, n in index.leaders(below, exclude=document):
             add(line, "precedes", "workspace", n)
+        for alike in _alike(index, below, head_below, document) if wanted("precedes~") else ():
+            for line, n in index.leaders(alike, exclude=document):
+                add(line, "precedes~", "workspace", n)
 
 
-def ranked(found: Counter[tuple[str, str, str]], evidence: Evidence, limit: int) -> list[Draft]:
-    """The best `limit` texts by summed evidence; ties go to the shorter text.  Each draft names
-    the kind and place that gave it the most."""
+def _alike(index: WorkspaceIndex, line: str, head: tuple[str, ...], document: str | None) -> list[str]:
+    """Other distinct lines of the workspace that start like `line` (its first three tokens)."""
+    if not head:
+        return []
+    text = line[: line.find(head[-1], sum(len(t) for t in head[:-1])) + len(head[-1])]
+    found = index.with_prefix(text, exclude=document, limit=ALIKE_LINES * 4)
+    return [other for other, _ in found if other != line and _starts_like(other, head)][:ALIKE_LINES]
+
+
+def ranked(
+    found: Counter[tuple[str, str, str]],
+    evidence: Evidence,
+    limit: int,
+    fits: Callable[[str], bool] | None = None,
+) -> list[Draft]:
+    """The best `limit` texts by summed evidence; ties go to the shorter text; a text that `fits`
+    rejects (the indentation rule: `shape_check`) keeps `evidence.misfit` of its score.  Each draft
+    names the kind and place that gave it the most."""
     scores: Counter[str] = Counter()
     best: dict[str, tuple[float, str, str]] = {}
     for (text, how, where), n in found.items():
@@ -202,6 +261,10 @@ def ranked(found: Counter[tuple[str, str, str]], evidence: Evidence, limit: int)
         scores[text] += part
         if text not in best or part > best[text][0]:
             best[text] = (part, how, where)
+    if fits is not None:
+        for text in scores:
+            if not fits(text):
+                scores[text] *= evidence.misfit
     order = sorted(scores, key=lambda t: (-scores[t], len(t), t))[:limit]
     return [Draft(t, scores[t], *best[t][1:]) for t in order if scores[t] > 0]
 

@@ -296,6 +296,15 @@ class WorkspaceIndex:
                     out.append((line, n))
             return out
 
+    def occurrences(self, line: str, exclude: str | None = None) -> int:
+        """How often the stripped `line` occurs in every document but `exclude`."""
+        with self._lock:
+            i = self._id_of.get(line)
+            if i is None or not line:
+                return 0
+            doc = self._docs.get(exclude) if exclude is not None else None
+            return self._counts[i] - (doc.counts().get(i, 0) if doc is not None else 0)
+
     def followers(self, line: str, exclude: str | None = None) -> list[tuple[str, int]]:
         """Stripped lines that follow an occurrence of `line` (blank lines skipped), with counts,
         over every document but `exclude`."""

@@ -3,9 +3,17 @@ that the shipped model's beliefs add nothing to retrieval's evidence is not the 
 
 import random
 
-from benchmarks.draft_ranking import GROUPS, comparisons, model_features, two_fold
+from benchmarks.draft_ranking import (
+    GROUPS,
+    JUDGE_WEIGHTS,
+    KINDS,
+    comparisons,
+    model_features,
+    specificity_features,
+    two_fold,
+)
 
-WIDTH = {"evidence": 15, "specificity": 5, "canvas": 3, "causal": 6}
+WIDTH = {"evidence": len(KINDS) + 5, "specificity": 5, "canvas": 3, "causal": 6}
 
 
 def _rows(seed: int, n: int = 60, k: int = 6) -> list[dict]:
@@ -19,7 +27,7 @@ def _rows(seed: int, n: int = 60, k: int = 6) -> list[dict]:
         for j in range(k):
             c = {g: [rng.gauss(0, 1) for _ in range(WIDTH[g])] for g in GROUPS}
             c["causal"][0] += 3.0 if j == right else 0.0
-            c["evidence"][10] = 1.0 + rng.random()  # the summed evidence (log'd by the judge)
+            c["evidence"][len(KINDS)] = 1.0 + rng.random()  # the summed evidence (log'd by the judge)
             c["canvas"][-1] = 0.0
             c["exact"] = j == right
             cands.append(c)
@@ -38,7 +46,7 @@ def test_the_fit_finds_a_telling_feature_and_ignores_noise():
 def test_the_table_has_every_row_and_the_ceilings_bound_it():
     rows = _rows(1, 30) + _rows(2, 30)
     table = dict(comparisons(rows, [1, 2], 6))
-    assert len(table) == 2 + len(GROUPS) + 1 + 2
+    assert len(table) == 2 + len(JUDGE_WEIGHTS) + len(GROUPS) + 1 + 2
     assert table["ceiling: the answer among the best 6"] == len(rows)
     assert all(hits <= len(rows) for hits in table.values())
 
@@ -50,3 +58,17 @@ def test_model_features_on_the_tiny_model(tiny_backend):
     assert out[0][-1] == 0.0 and all(v <= 0.0 for v in out[0][:5])
     assert out[1] == [0.0] * 7 + [1.0]
     assert model_features(tiny_backend, "a", "b", []) == []
+
+
+def test_specificity_counts_the_line_in_the_workspace_and_the_file():
+    import math
+
+    from runtime.workspace import WorkspaceIndex
+
+    index = WorkspaceIndex()
+    index.update("other.py", "return x\nreturn x\n", open_buffer=False)
+    index.update("cur.py", "return x\n", open_buffer=False)  # the current document: left out
+    lines = ["def f():", "return x", "", "pass"]
+    ws, in_file, dist, absent, repeat = specificity_features("return x", lines, 2, index, "cur.py")
+    assert ws == math.log1p(2) and in_file == math.log1p(1) and dist == math.log1p(1)
+    assert absent == 0.0 and repeat == 1.0  # the line above the cursor is the same line

@@ -97,6 +97,8 @@ def test_leaders_are_the_lines_before_an_occurrence():
     assert index.leaders("return x") == [("x = load()", 2), ("y = load()", 1)]
     assert index.leaders("return x", exclude="a.py") == [("x = load()", 1)]
     assert index.leaders("not there") == [] and index.leaders("x = load()", exclude="b.py") == []
+    assert index.occurrences("return x") == 3 and index.occurrences("return x", exclude="a.py") == 1
+    assert index.occurrences("not there") == 0 and index.occurrences("") == 0
 
 
 def test_line_drafts_use_the_line_below_the_cursor():
@@ -127,6 +129,51 @@ def test_line_drafts_match_neighbours_that_start_alike():
     prefix = own + "def c(h):\n    h.send_response(404)\n    "
     drafts = line_drafts(prefix, "\n", None, document="cur.py")
     assert [(d.text, d.how) for d in drafts] == [("h.send_header('Type', t)", "follows~")]
+
+
+def test_workspace_neighbours_that_start_alike_find_drafts():
+    """In the rest of the workspace too, a line that starts like the cursor's neighbour (first three
+    tokens) lends its own neighbour (`follows~`/`precedes~` workspace), below an exact neighbour."""
+    index = WorkspaceIndex()
+    index.update("other.py", "    h.send_response(500)\n    h.end_headers()\n    h.send_header('X', 1)\n")
+    index.update("cur.py", "    h.send_response(404)\n    stale()\n")  # the document's own entry: left out
+    prefix = "def c(h):\n    h.send_response(404)\n    "
+    drafts = line_drafts(prefix, "\n", index, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("h.end_headers()", "follows~", "workspace")]
+    drafts = line_drafts("def c(h):\n    ", "\n    h.send_header('Y', 2)\n", index, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("h.end_headers()", "precedes~", "workspace")]
+    index.update("third.py", "h.send_response(404)\nh.flush()\n")
+    drafts = line_drafts(prefix, "\n", index, document="cur.py")
+    assert [(d.text, d.how) for d in drafts] == [("h.flush()", "follows"), ("h.end_headers()", "follows~")]
+
+
+def test_opens_block_reads_colons_backslashes_and_open_brackets():
+    from runtime.retrieval import opens_block
+
+    for line in ("if x:", "else:", "call(a,", "x = [", "total = a + \\", "f('#', ("):
+        assert opens_block(line), line
+    for line in ("x = 1", "d = {'a': 1}", "s = '('", "return x  # note:", "s = 'it\\'s ('", ""):
+        assert not opens_block(line), line
+
+
+def test_drafts_that_break_the_indentation_below_go_last():
+    """A draft that opens a block is followed by a deeper line, and only such a draft: the one that
+    disagrees with the indentation below the cursor keeps a tenth of its evidence (`misfit`), which
+    puts it after the one that agrees here, though it is still offered."""
+    import dataclasses
+
+    from runtime.retrieval import EVIDENCE
+
+    own = "    stop()\n    if ready:\n        go()\n" * 2 + "    stop()\n    go()\n"
+    prefix = own + "    stop()\n    "
+    drafts = line_drafts(prefix, "\n        run()\n", None, document="cur.py")  # deeper: a block opens
+    assert [d.text for d in drafts][:1] == ["if ready:"]
+    drafts = line_drafts(prefix, "\n    run()\n", None, document="cur.py")  # same depth
+    assert [d.text for d in drafts] == ["go()", "if ready:"]
+    plain = dataclasses.replace(EVIDENCE, misfit=1.0)  # without the rule
+    undemoted = line_drafts(prefix, "\n    run()\n", None, document="cur.py", evidence=plain)
+    assert [d.text for d in undemoted] == ["if ready:", "go()"]
+    assert drafts[1].score == pytest.approx(undemoted[0].score * EVIDENCE.misfit)
 
 
 def test_evidence_rules_choose_kinds_and_count_scale():
