@@ -34,15 +34,14 @@ from runtime.measure import cpu_name, percentile  # noqa: E402
 from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked, shape_check  # noqa: E402
 
 KINDS = ("line_rest", "mid_line")
-EVIDENCE_2026_12_01 = Evidence(
-    {
-        k: w
-        for k, w in EVIDENCE.weights.items()
-        if k not in {("follows~", "workspace"), ("precedes~", "workspace")}
-    },
-    misfit=1.0,
-)
-"""The rules before the workspace's neighbours alike and the indentation rule (stop 21)."""
+EVIDENCE_2026_12_01 = Evidence({
+    ("between", "file"): 4.0,
+    ("follows", "file"): 4.0, ("follows", "workspace"): 2.0, ("follows~", "file"): 1.0,
+    ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0, ("precedes~", "file"): 4.0,
+    ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
+    ("ngram", "file"): 0.25,
+}, misfit=1.0)  # fmt: skip
+"""The rules before the workspace's neighbours alike, `renamed` and the indentation rule (stop 21)."""
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 

@@ -2,7 +2,7 @@
 
 A fifth of the lines of real code appear verbatim elsewhere in the same file, more in the
 same package; a draft puts such a line on the canvas, where the model verifies all of it in
-one forward (`runtime.backends.embedded`).  Seven kinds, each from the current document
+one forward (`runtime.backends.embedded`).  Eight kinds, each from the current document
 (its live text: the request's prefix and suffix) and, where said, from the rest of the
 workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
 
@@ -15,6 +15,8 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
     follows~, precedes~
               in the current document, the same with a neighbour that only starts like the
               cursor's (its first three tokens)
+    renamed   a follows~ or precedes~ line with the names in which its neighbour differs from
+              the cursor's put back (`_renamed`)
     ngram     in the current document, the text after another occurrence of the last
               words typed (prompt lookup)
 
@@ -50,11 +52,12 @@ class Evidence:
 
 
 EVIDENCE = Evidence({
-    ("between", "file"): 4.0,
+    ("between", "file"): 1.0,
     ("follows", "file"): 4.0, ("follows", "workspace"): 2.0,
     ("follows~", "file"): 1.0, ("follows~", "workspace"): 0.5,
     ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0,
     ("precedes~", "file"): 4.0, ("precedes~", "workspace"): 0.25,
+    ("renamed", "file"): 8.0, ("renamed", "workspace"): 4.0,
     ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
     ("ngram", "file"): 0.25,
 })  # fmt: skip
@@ -72,6 +75,10 @@ MAX_MATCHES = 200
 whose every line matches."""
 ALIKE_LINES = 16
 """Lines that start like a neighbour whose own neighbours are looked up in the workspace."""
+MAX_RENAMES = 2
+"""Names in which a neighbour alike may differ from the cursor's for a `renamed` draft."""
+_PIECE = re.compile(r"\w+|\s+|[^\w\s]")
+_NAME = re.compile(r"\w+")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
 _COMMENT = re.compile(r"#.*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -84,7 +91,7 @@ class Draft:
     """What goes at the cursor: the rest of the line."""
     score: float
     how: str
-    """prefix, follows, precedes, between, follows~, precedes~ or ngram."""
+    """prefix, follows, precedes, between, follows~, precedes~, renamed or ngram."""
     where: str
     """file (the current document) or workspace."""
 
@@ -184,7 +191,13 @@ def candidates(
             found[text, how, where] += n
             taken[how, where] += 1
 
-    _neighbours(cur, index, document, add, lambda how: kinds is None or (how, "workspace") in kinds)
+    _neighbours(
+        cur,
+        index,
+        document,
+        add,
+        lambda how: kinds is None or {(how, "workspace"), ("renamed", "workspace")} & kinds,
+    )
     if cur.typed:
         for j, line in enumerate(cur.lines):
             if j != cur.row and line.startswith(cur.typed):
@@ -197,10 +210,15 @@ def candidates(
 
 
 def _neighbours(
-    cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add, wanted: Callable[[str], bool]
+    cur: _Cursor,
+    index: WorkspaceIndex | None,
+    document: str | None,
+    add: Add,
+    wanted: Callable[[str], object],
 ) -> None:
     """The follows, precedes and between candidates, from the document and the workspace (the
-    workspace's `follows~` and `precedes~` only when `wanted`: they cost a lookup per line alike)."""
+    workspace's `follows~` and `precedes~`, and `renamed` from them, only when `wanted`: they cost a
+    lookup per line alike)."""
     above, at = cur.neighbour(-1)
     below, bt = cur.neighbour(+1)
     nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
@@ -211,6 +229,7 @@ def _neighbours(
                 add(nonblank[k + 1][1], "follows", "file")
             elif _starts_like(line, head_above):
                 add(nonblank[k + 1][1], "follows~", "file")
+                _renamed(above, line, nonblank[k + 1][1], "file", add)
         if below and j != bt and k > 0:  # a line below something: precedes
             if line == below:
                 add(nonblank[k - 1][1], "precedes", "file")
@@ -218,6 +237,7 @@ def _neighbours(
                     add(nonblank[k - 1][1], "between", "file")
             elif _starts_like(line, head_below):
                 add(nonblank[k - 1][1], "precedes~", "file")
+                _renamed(below, line, nonblank[k - 1][1], "file", add)
     if index is None:
         return
     if above:
@@ -226,12 +246,29 @@ def _neighbours(
         for alike in _alike(index, above, head_above, document) if wanted("follows~") else ():
             for line, n in index.followers(alike, exclude=document):
                 add(line, "follows~", "workspace", n)
+                _renamed(above, alike, line, "workspace", add, n)
     if below:
         for line, n in index.leaders(below, exclude=document):
             add(line, "precedes", "workspace", n)
         for alike in _alike(index, below, head_below, document) if wanted("precedes~") else ():
             for line, n in index.leaders(alike, exclude=document):
                 add(line, "precedes~", "workspace", n)
+                _renamed(below, alike, line, "workspace", add, n)
+
+
+def _renamed(neighbour: str, alike: str, line: str, where: str, add: Add, n: int = 1) -> None:
+    """`line`, found next to `alike`, with the names in which `alike` differs from the cursor's
+    `neighbour` put back: `def get_b(self):` / `return self._b` next to `def get_a(self):` gives
+    `return self._a` (kind `renamed`)."""
+    ours, theirs = _PIECE.findall(neighbour), _PIECE.findall(alike)
+    if len(ours) != len(theirs):
+        return
+    names = {b: a for a, b in zip(ours, theirs, strict=True) if a != b}
+    if not 0 < len(names) <= MAX_RENAMES or not all(map(_NAME.fullmatch, [*names, *names.values()])):
+        return
+    renamed = "".join(names.get(piece, piece) for piece in _PIECE.findall(line))
+    if renamed != line:
+        add(renamed, "renamed", where, n)
 
 
 def _alike(index: WorkspaceIndex, line: str, head: tuple[str, ...], document: str | None) -> list[str]:

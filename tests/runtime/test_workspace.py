@@ -147,6 +147,28 @@ def test_workspace_neighbours_that_start_alike_find_drafts():
     assert [(d.text, d.how) for d in drafts] == [("h.flush()", "follows"), ("h.end_headers()", "follows~")]
 
 
+def test_renamed_drafts_put_the_cursors_names_back():
+    """A neighbour alike that differs from the cursor's by a name or two lends its own neighbour with
+    those names put back (`renamed`), from the file and from the workspace, above the verbatim copy."""
+    own = "    value = options.get('name')\n    self.name = value\n\n"
+    prefix = own + "    value = options.get('size')\n    "
+    drafts = line_drafts(prefix, "\n", None, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts[:2]] == [
+        ("self.size = value", "renamed", "file"),
+        ("self.name = value", "follows~", "file"),
+    ]
+    index = WorkspaceIndex()
+    index.update("other.py", "x = read_int(name, 0)\nself.name = x\n", open_buffer=False)
+    drafts = line_drafts("x = read_int(size, 1)\n", "\n", index, document="cur.py")
+    assert (drafts[0].text, drafts[0].how, drafts[0].where) == ("self.size = x", "renamed", "workspace")
+    # three names apart, or apart by more than names: no renamed draft
+    own = "v = f(a, b, c)\nw = g(a, b, c)\n"
+    assert [d.how for d in line_drafts(own + "v = f(x, b, c)\n", "\n", None)] == ["renamed", "follows~"]
+    assert [d.how for d in line_drafts(own + "v = f(x, y, z)\n", "\n", None)] == ["follows~"]
+    own = "v = f(a)\nw = g(a)\n"
+    assert [d.how for d in line_drafts(own + "v = f(b, 1)\n", "\n", None)] == ["follows~"]
+
+
 def test_opens_block_reads_colons_backslashes_and_open_brackets():
     from runtime.retrieval import opens_block
 
