@@ -45,7 +45,7 @@ class Evidence:
     log_counts: bool = True
     misfit: float = 0.1
     """The share of its score a draft keeps when it breaks the indentation below the cursor
-    (`shape_check`); 0 puts it after every draft that agrees."""
+    (`shape_check`); 0 drops it."""
 
     def part(self, how: str, where: str, n: int) -> float:
         return self.weights[how, where] * (math.log1p(n) if self.log_counts else n)
@@ -258,8 +258,8 @@ def _neighbours(
 
 def _renamed(neighbour: str, alike: str, line: str, where: str, add: Add, n: int = 1) -> None:
     """`line`, found next to `alike`, with the names in which `alike` differs from the cursor's
-    `neighbour` put back: `def get_b(self):` / `return self._b` next to `def get_a(self):` gives
-    `return self._a` (kind `renamed`)."""
+    `neighbour` put back: `value = options.get('name')` / `self.name = value` elsewhere, next to
+    `value = options.get('size')`, gives `self.size = value` (kind `renamed`)."""
     ours, theirs = _PIECE.findall(neighbour), _PIECE.findall(alike)
     if len(ours) != len(theirs):
         return
