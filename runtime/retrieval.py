@@ -147,8 +147,9 @@ def line_drafts(
 ) -> list[Draft]:
     """The best `limit` drafts for the cursor between `prefix` and `suffix`.  `document` is the
     current document's key in `index`: its entry (maybe stale) is left out, the live text is used."""
-    found = candidates(prefix, suffix, index, document=document, kinds=set(evidence.weights))
-    return ranked(found, evidence, limit, fits=_Cursor.of(prefix, suffix).fits)
+    cur = _Cursor.of(prefix, suffix)
+    found = _candidates(cur, index, document, set(evidence.weights))
+    return ranked(found, evidence, limit, fits=cur.fits)
 
 
 def shape_check(prefix: str, suffix: str) -> Callable[[str], bool]:
@@ -179,7 +180,12 @@ def candidates(
 ) -> Counter[tuple[str, str, str]]:
     """Every candidate text with its occurrences per kind and place: (text, how, where) -> n.
     `kinds`: the (how, where) pairs to look for (None: all)."""
-    cur = _Cursor.of(prefix, suffix)
+    return _candidates(_Cursor.of(prefix, suffix), index, document, kinds)
+
+
+def _candidates(
+    cur: _Cursor, index: WorkspaceIndex | None, document: str | None, kinds: set[tuple[str, str]] | None
+) -> Counter[tuple[str, str, str]]:
     found: Counter[tuple[str, str, str]] = Counter()
     taken: Counter[tuple[str, str]] = Counter()
 
@@ -263,8 +269,11 @@ def _renamed(neighbour: str, alike: str, line: str, where: str, add: Add, n: int
     ours, theirs = _PIECE.findall(neighbour), _PIECE.findall(alike)
     if len(ours) != len(theirs):
         return
-    names = {b: a for a, b in zip(ours, theirs, strict=True) if a != b}
-    if not 0 < len(names) <= MAX_RENAMES or not all(map(_NAME.fullmatch, [*names, *names.values()])):
+    pairs = {(b, a) for a, b in zip(ours, theirs, strict=True) if a != b}
+    names = dict(pairs)
+    if len(names) != len(pairs) or not 0 < len(names) <= MAX_RENAMES:
+        return  # one of their names stands for two of ours, or too many differ
+    if not all(map(_NAME.fullmatch, [*names, *names.values()])):
         return
     renamed = "".join(names.get(piece, piece) for piece in _PIECE.findall(line))
     if renamed != line:

@@ -167,6 +167,8 @@ def test_renamed_drafts_put_the_cursors_names_back():
     assert [d.how for d in line_drafts(own + "v = f(x, y, z)\n", "\n", None)] == ["follows~"]
     own = "v = f(a)\nw = g(a)\n"
     assert [d.how for d in line_drafts(own + "v = f(b, 1)\n", "\n", None)] == ["follows~"]
+    own = "v = f(a, a)\nw = g(a)\n"  # `a` stands for both `x` and `y`: no consistent renaming
+    assert [d.how for d in line_drafts(own + "v = f(x, y)\n", "\n", None)] == ["follows~"]
 
 
 def test_opens_block_reads_colons_backslashes_and_open_brackets():
