@@ -43,6 +43,17 @@ EVIDENCE_2026_12_01 = Evidence({
     ("ngram", "file"): 0.25,
 }, misfit=1.0)  # fmt: skip
 """The rules before the workspace's neighbours alike, `renamed` and the indentation rule (stop 21)."""
+EVIDENCE_2026_12_02 = Evidence({
+    ("between", "file"): 1.0,
+    ("follows", "file"): 4.0, ("follows", "workspace"): 2.0,
+    ("follows~", "file"): 1.0, ("follows~", "workspace"): 0.5,
+    ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0,
+    ("precedes~", "file"): 4.0, ("precedes~", "workspace"): 0.25,
+    ("renamed", "file"): 8.0, ("renamed", "workspace"): 4.0,
+    ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
+    ("ngram", "file"): 0.25,
+})  # fmt: skip
+"""The rules before `prefix~`, `renamed~` and the workspace's prompt lookup (stop 22)."""
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MISFITS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 """The misfit factors `--tune` also compares (`Evidence.misfit`)."""
@@ -127,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     rules = {
         "first rules (2026-11)": EVIDENCE_2026_11,
         "2026-12-01 (neighbours alike in the file only, no indentation rule)": EVIDENCE_2026_12_01,
+        "2026-12-02 (before prefix~, renamed~ and the workspace's ngram)": EVIDENCE_2026_12_02,
         "shipped evidence, no indentation rule": dataclasses.replace(EVIDENCE, misfit=1.0),
         "shipped (runtime.retrieval.EVIDENCE)": EVIDENCE,
     }

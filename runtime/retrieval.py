@@ -2,11 +2,14 @@
 
 A fifth of the lines of real code appear verbatim elsewhere in the same file, more in the
 same package; a draft puts such a line on the canvas, where the model verifies all of it in
-one forward (`runtime.backends.embedded`).  Eight kinds, each from the current document
+one forward (`runtime.backends.embedded`).  Ten kinds, each from the current document
 (its live text: the request's prefix and suffix) and, where said, from the rest of the
 workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
 
     prefix    lines that start with what is typed on the cursor's line
+    prefix~   in the current document, lines that start like what is typed but for one or two
+              names, with the typed names put back (`_retyped`: typed `tmm = `, and
+              `tss = int(tss)` elsewhere, give `tmm = int(tmm)`)
     follows   lines that follow another occurrence of the line above the cursor
     precedes  lines that precede another occurrence of the line below the cursor (the
               suffix is known: this is infilling)
@@ -17,8 +20,9 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
               cursor's (its first three tokens)
     renamed   a follows~ or precedes~ line with the names in which its neighbour differs from
               the cursor's put back (`_renamed`)
-    ngram     in the current document, the text after another occurrence of the last
-              words typed (prompt lookup)
+    renamed~  in the current document, the same from a neighbour of the same shape whose start
+              differs too (`def get_name(self):` for the cursor's `def get_size(self):`)
+    ngram     the text after another occurrence of the last words typed (prompt lookup)
 
 A candidate's score adds, over the kinds and places that found it, the kind's weight times
 log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Pure Python, no torch.
@@ -26,6 +30,9 @@ log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -58,8 +65,9 @@ EVIDENCE = Evidence({
     ("precedes", "file"): 2.0, ("precedes", "workspace"): 1.0,
     ("precedes~", "file"): 4.0, ("precedes~", "workspace"): 0.25,
     ("renamed", "file"): 8.0, ("renamed", "workspace"): 4.0,
-    ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5,
-    ("ngram", "file"): 0.25,
+    ("renamed~", "file"): 2.0,
+    ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5, ("prefix~", "file"): 0.5,
+    ("ngram", "file"): 0.25, ("ngram", "workspace"): 0.1,
 })  # fmt: skip
 """Chosen by `benchmarks/line_drafts.py` on 1,600 held-out tasks of seeds 1 and 2 (the top
 draft's exact match; seed 0, which the docs report, was not looked at while choosing): a
@@ -76,6 +84,12 @@ whose every line matches."""
 ALIKE_LINES = 16
 """Lines that start like a neighbour whose own neighbours are looked up in the workspace."""
 MAX_RENAMES = 2
+"""Names in which a neighbour alike may differ from the cursor's for a `renamed` draft."""
+SHAPE_ROWS = 100
+"""How far (lines above and below) the cursor looks for lines of its neighbours' or its typed text's
+shape (`renamed~`, `prefix~`): nearer lines rename better, and the scan stays cheap in a long file
+(`benchmarks/line_drafts.py` on the tuning seeds: 30 / 60 / 100 / 150 / 250 / whole file give 22.1 /
+22.4 / 22.6 / 22.6 / 22.4 / 22.4 % top draft)."""
 """Names in which a neighbour alike may differ from the cursor's for a `renamed` draft."""
 _PIECE = re.compile(r"\w+|\s+|[^\w\s]")
 _NAME = re.compile(r"\w+")
@@ -116,6 +130,23 @@ class _Cursor:
         """Whether the cursor line, completed by `text`, agrees with the indentation below it:
         a line that opens a block (or a bracket) is followed by a deeper one, and only such a line."""
         return self.deeper is None or opens_block(self.typed + text + self.rest) == self.deeper
+
+    def rows_like(self, pieces: list[str], tail: str = "$") -> list[int]:
+        """The rows near the cursor's (`SHAPE_ROWS`), not its own, whose line is the text `pieces`
+        make with any names in place of theirs, then the pattern `tail` (the default: the line ends)."""
+        shape = "".join(r"\w+" if _NAME.fullmatch(p) else re.escape(p) for p in pieces)
+        lo, text, starts = self._window
+        found = (
+            lo + bisect.bisect_right(starts, m.start()) - 1 for m in re.finditer(f"(?m)^{shape}{tail}", text)
+        )
+        return [j for j in found if j != self.row]
+
+    @functools.cached_property
+    def _window(self) -> tuple[int, str, list[int]]:
+        """The first row near the cursor, the near rows' lines joined, and where each starts in that."""
+        lo = max(self.row - SHAPE_ROWS, 0)
+        near = self.lines[lo : self.row + SHAPE_ROWS + 1]
+        return lo, "\n".join(near), list(itertools.accumulate((len(ln) + 1 for ln in near), initial=0))
 
     def neighbour(self, step: int) -> tuple[str, int]:
         """The nearest non-blank line above (step -1) or below (+1) the cursor's, and its index."""
@@ -208,10 +239,11 @@ def _candidates(
         for j, line in enumerate(cur.lines):
             if j != cur.row and line.startswith(cur.typed):
                 add(line, "prefix", "file")
+        _retyped(cur, add)
         if index is not None:
             for line, n in index.with_prefix(cur.typed, exclude=document):
                 add(line, "prefix", "workspace", n)
-        _ngram(cur, add)
+        _ngram(cur, index if kinds is None or ("ngram", "workspace") in kinds else None, document, add)
     return found
 
 
@@ -225,10 +257,35 @@ def _neighbours(
     """The follows, precedes and between candidates, from the document and the workspace (the
     workspace's `follows~` and `precedes~`, and `renamed` from them, only when `wanted`: they cost a
     lookup per line alike)."""
+    above, below = cur.neighbour(-1)[0], cur.neighbour(+1)[0]
+    _file_neighbours(cur, add)
+    if index is None:
+        return
+    if above:
+        for line, n in index.followers(above, exclude=document):
+            add(line, "follows", "workspace", n)
+        for alike in _alike(index, above, _head(above), document) if wanted("follows~") else ():
+            for line, n in index.followers(alike, exclude=document):
+                add(line, "follows~", "workspace", n)
+                _renamed(above, alike, line, "workspace", add, n)
+    if below:
+        for line, n in index.leaders(below, exclude=document):
+            add(line, "precedes", "workspace", n)
+        for alike in _alike(index, below, _head(below), document) if wanted("precedes~") else ():
+            for line, n in index.leaders(alike, exclude=document):
+                add(line, "precedes~", "workspace", n)
+                _renamed(below, alike, line, "workspace", add, n)
+
+
+def _file_neighbours(cur: _Cursor, add: Add) -> None:
+    """The document's follows, precedes, between, their alike kinds and the renamed ones."""
     above, at = cur.neighbour(-1)
     below, bt = cur.neighbour(+1)
     nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
     head_above, head_below = _head(above), _head(below)
+    shaped_above, shaped_below = (
+        set(cur.rows_like(_PIECE.findall(ln))) if ln else set() for ln in (above, below)
+    )
     for k, (j, line) in enumerate(nonblank):
         if above and j != at and k + 1 < len(nonblank):  # a line above something: follows
             if line == above:
@@ -236,6 +293,8 @@ def _neighbours(
             elif _starts_like(line, head_above):
                 add(nonblank[k + 1][1], "follows~", "file")
                 _renamed(above, line, nonblank[k + 1][1], "file", add)
+            elif j in shaped_above:
+                _renamed(above, line, nonblank[k + 1][1], "file", add, how="renamed~")
         if below and j != bt and k > 0:  # a line below something: precedes
             if line == below:
                 add(nonblank[k - 1][1], "precedes", "file")
@@ -244,40 +303,54 @@ def _neighbours(
             elif _starts_like(line, head_below):
                 add(nonblank[k - 1][1], "precedes~", "file")
                 _renamed(below, line, nonblank[k - 1][1], "file", add)
-    if index is None:
-        return
-    if above:
-        for line, n in index.followers(above, exclude=document):
-            add(line, "follows", "workspace", n)
-        for alike in _alike(index, above, head_above, document) if wanted("follows~") else ():
-            for line, n in index.followers(alike, exclude=document):
-                add(line, "follows~", "workspace", n)
-                _renamed(above, alike, line, "workspace", add, n)
-    if below:
-        for line, n in index.leaders(below, exclude=document):
-            add(line, "precedes", "workspace", n)
-        for alike in _alike(index, below, head_below, document) if wanted("precedes~") else ():
-            for line, n in index.leaders(alike, exclude=document):
-                add(line, "precedes~", "workspace", n)
-                _renamed(below, alike, line, "workspace", add, n)
+            elif j in shaped_below:
+                _renamed(below, line, nonblank[k - 1][1], "file", add, how="renamed~")
 
 
-def _renamed(neighbour: str, alike: str, line: str, where: str, add: Add, n: int = 1) -> None:
+def _renamed(
+    neighbour: str, alike: str, line: str, where: str, add: Add, n: int = 1, how: str = "renamed"
+) -> None:
     """`line`, found next to `alike`, with the names in which `alike` differs from the cursor's
     `neighbour` put back: `value = options.get('name')` / `self.name = value` elsewhere, next to
-    `value = options.get('size')`, gives `self.size = value` (kind `renamed`)."""
+    `value = options.get('size')`, gives `self.size = value` (kind `renamed`, or `how`)."""
     ours, theirs = _PIECE.findall(neighbour), _PIECE.findall(alike)
-    if len(ours) != len(theirs):
-        return
-    pairs = {(b, a) for a, b in zip(ours, theirs, strict=True) if a != b}
-    names = dict(pairs)
-    if len(names) != len(pairs) or not 0 < len(names) <= MAX_RENAMES:
-        return  # one of their names stands for two of ours, or too many differ
-    if not all(map(_NAME.fullmatch, [*names, *names.values()])):
+    names = _renaming(ours, theirs) if len(ours) == len(theirs) else None
+    if names is None:
         return
     renamed = "".join(names.get(piece, piece) for piece in _PIECE.findall(line))
     if renamed != line:
-        add(renamed, "renamed", where, n)
+        add(renamed, how, where, n)
+
+
+def _renaming(ours: list[str], theirs: list[str]) -> dict[str, str] | None:
+    """Their names -> ours where the pieces (as many of each) differ, when they differ in one to
+    `MAX_RENAMES` names and in nothing else, and no name of theirs stands for two of ours or two
+    for one; else None."""
+    pairs = {(b, a) for a, b in zip(ours, theirs, strict=True) if a != b}
+    names = dict(pairs)
+    if len(names) != len(pairs) or len(set(names.values())) != len(names):
+        return None
+    if not 0 < len(names) <= MAX_RENAMES or not all(map(_NAME.fullmatch, [*names, *names.values()])):
+        return None
+    return names
+
+
+def _retyped(cur: _Cursor, add: Add) -> None:
+    """`prefix~`: the document's lines that start like the typed text but for one or two names
+    (its last piece may be cut short: the cursor can sit inside a name), with the typed names put
+    back, the same names renamed in the rest of the line too."""
+    ours = _PIECE.findall(cur.typed)
+    if len(ours) < 2:
+        return
+    last = len(ours) - 1
+    for j in cur.rows_like(ours[:last], tail=re.escape(ours[last])):
+        theirs = _PIECE.findall(cur.lines[j])
+        if len(theirs) <= last or not theirs[last].startswith(ours[last]):
+            continue
+        names = _renaming(ours[:last], theirs[:last])
+        if names is not None:
+            rest = "".join(names.get(piece, piece) for piece in theirs[last + 1 :])
+            add(cur.typed + theirs[last][len(ours[last]) :] + rest, "prefix~", "file")
 
 
 def _alike(index: WorkspaceIndex, line: str, head: tuple[str, ...], document: str | None) -> list[str]:
@@ -324,9 +397,9 @@ def _starts_like(line: str, head: tuple[str, ...]) -> bool:
     return bool(head) and line.startswith(head[0]) and _head(line) == head
 
 
-def _ngram(cur: _Cursor, add: Add) -> None:
-    """Prompt lookup in the current document: the last two tokens typed, found in another line,
-    and what follows them there."""
+def _ngram(cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add) -> None:
+    """Prompt lookup: the last two tokens typed, found in another line of the document or the
+    workspace, and what follows them there."""
     tokens = _TOKEN.findall(cur.typed)
     if len(tokens) < 2:
         return
@@ -338,3 +411,5 @@ def _ngram(cur: _Cursor, add: Add) -> None:
         k = line.find(tail) if j != cur.row else -1
         if k >= 0:
             add(head + line[k:], "ngram", "file")
+    for line, n in index.containing(tail, exclude=document) if index is not None else ():
+        add(head + line[line.find(tail) :], "ngram", "workspace", n)

@@ -7,6 +7,8 @@ What retrieval (`runtime.retrieval`) asks of it, fast enough for every keystroke
 
 * `with_prefix(text)`: the distinct lines that start with `text`, with how often each occurs
   (a sorted list of the distinct lines, searched by bisection);
+* `containing(text)`: the distinct lines with `text` inside them, with counts (the distinct lines
+  joined into one string, searched with `str.find`);
 * `followers(line)` / `leaders(line)`: the lines that follow / precede an occurrence of `line`
   anywhere, with counts (the (line, next line) pairs of all documents, in one array searched by
   comparison);
@@ -161,6 +163,9 @@ class WorkspaceIndex:
         self._sorted: list[str] = []  # the distinct non-empty lines, sorted, for prefix search
         self._recent: list[str] = []  # lines interned since the last merge into `_sorted`
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
+        self._joined = ""  # the distinct lines of ids below `_joined_n`, joined by newlines
+        self._joined_at = np.zeros(1, dtype=np.int64)  # where each of them starts in `_joined`
+        self._joined_n = 0
         self._bytes = 0
         self._lines = 0
         self.version = 0
@@ -195,6 +200,7 @@ class WorkspaceIndex:
                 progress(n, str(path))
         with self._lock:
             self._merge_recent()
+            self._join_recent()
         self.stats.build_ms += (time.perf_counter() - started) * 1000
 
     def update(self, key: str, text: str, *, open_buffer: bool = True) -> bool:
@@ -296,6 +302,32 @@ class WorkspaceIndex:
                     out.append((line, n))
             return out
 
+    def containing(self, text: str, exclude: str | None = None, limit: int = 400) -> list[tuple[str, int]]:
+        """Distinct stripped lines that contain `text` (and are longer), with their counts over every
+        document but `exclude`; at most `limit` lines are looked at (in the order first seen)."""
+        with self._lock:
+            if len(self._strings) - self._joined_n > RECENT_LINES:
+                self._join_recent()
+            doc = self._docs.get(exclude) if exclude is not None else None
+            own = doc.counts() if doc is not None else {}
+            hits, joined, pos = [], self._joined, 0
+            while len(hits) < limit and (k := joined.find(text, pos)) >= 0:
+                hits.append(k)
+                pos = joined.find("\n", k) + 1  # on to the next line
+            found = (np.searchsorted(self._joined_at, hits, side="right") - 1).tolist()
+            recent = range(self._joined_n, len(self._strings))
+            found += [i for i in recent if text in self._strings[i]][: max(limit - len(found), 0)]
+            lines = ((self._strings[i], self._counts[i] - own.get(i, 0)) for i in found)
+            return [(line, n) for line, n in lines if n > 0 and line != text]
+
+    def _join_recent(self) -> None:
+        """Append the lines interned since the last call to the joined string."""
+        new = self._strings[self._joined_n :]
+        self._joined += "".join(line + "\n" for line in new)
+        ends = np.cumsum([len(line) + 1 for line in new], dtype=np.int64) + self._joined_at[-1]
+        self._joined_at = np.concatenate([self._joined_at, ends])
+        self._joined_n = len(self._strings)
+
     def occurrences(self, line: str, exclude: str | None = None) -> int:
         """How often the stripped `line` occurs in every document but `exclude`."""
         with self._lock:
@@ -352,7 +384,8 @@ class WorkspaceIndex:
             strings = sum(len(s) + 49 for s in self._strings)
             words = (d._words.nbytes if d._words is not None else 0 for d in self._docs.values())
             arrays = sum(d.ids.nbytes for d in self._docs.values()) + sum(words)
-            return self._bytes + strings + 3 * 8 * len(self._strings) + arrays
+            joined = len(self._joined) + self._joined_at.nbytes
+            return self._bytes + strings + 3 * 8 * len(self._strings) + arrays + joined
 
 
 def _pairs(docs: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

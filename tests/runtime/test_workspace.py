@@ -79,6 +79,46 @@ def test_prefix_and_follower_queries_leave_one_document_out():
     assert index.with_prefix("return c") == []
 
 
+def test_lines_containing_a_text_are_found_in_the_joined_and_the_recent_lines():
+    """`containing` finds lines with the text anywhere in them, counted over the documents but the
+    one left out, whether the lines were joined into the searched string or are still recent; a
+    removed document's lines count no more, and `limit` bounds the lines looked at."""
+    from runtime.workspace import RECENT_LINES
+
+    index = WorkspaceIndex()
+    index.update("a.py", "x = read(path, 'rb')\nread(path, 'rb')\ny = read(path)\n")
+    index.update("b.py", "z = read(path, 'rb')\n")
+    assert index.containing("read(path, ", exclude="a.py") == [("z = read(path, 'rb')", 1)]
+    assert index.containing("(path, ", exclude="b.py") == [
+        ("x = read(path, 'rb')", 1),
+        ("read(path, 'rb')", 1),
+    ]
+    index.update("big.py", "\n".join(f"v{i} = read(path, {i})" for i in range(RECENT_LINES + 1)))
+    joined = index.containing("read(path, 7", limit=10_000)  # the lines were joined: > RECENT_LINES new
+    assert [line for line, _ in joined][:3] == [
+        "v7 = read(path, 7)",
+        "v70 = read(path, 70)",
+        "v71 = read(path, 71)",
+    ]
+    index.update("c.py", "w = read(path, 7, 'recent')\n")  # one new line: still recent
+    assert ("w = read(path, 7, 'recent')", 1) in index.containing("read(path, 7", limit=10_000)
+    assert len(index.containing("read(path, ", limit=5)) == 5
+    index.remove("big.py")
+    assert index.containing("read(path, 7", limit=10_000) == [("w = read(path, 7, 'recent')", 1)]
+
+
+def test_prompt_lookup_reaches_the_workspace():
+    """The last words typed, found inside a line of another file, give what follows them there
+    (`ngram` workspace), below the same found in the current file."""
+    index = WorkspaceIndex()
+    index.update("other.py", "    data = fp.read(4096, timeout=t)\n", open_buffer=False)
+    drafts = line_drafts("def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("d(4096, timeout=t)", "ngram", "workspace")]
+    own = "def g(fp):\n    rest = fp.read()\n"
+    drafts = line_drafts(own + "def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
+    assert [(d.text, d.where) for d in drafts] == [("d()", "file"), ("d(4096, timeout=t)", "workspace")]
+
+
 def test_line_drafts_rank_the_current_file_and_the_line_above():
     index = WorkspaceIndex()
     index.update("other.py", "for item in items:\n    total += item.price\n")
@@ -169,6 +209,35 @@ def test_renamed_drafts_put_the_cursors_names_back():
     assert [d.how for d in line_drafts(own + "v = f(b, 1)\n", "\n", None)] == ["follows~"]
     own = "v = f(a, a)\nw = g(a)\n"  # `a` stands for both `x` and `y`: no consistent renaming
     assert [d.how for d in line_drafts(own + "v = f(x, y)\n", "\n", None)] == ["follows~"]
+    own = "v = f(a, b)\nw = g(a, b)\n"  # `x` stands for both `a` and `b`: none either
+    assert [d.how for d in line_drafts(own + "v = f(x, x)\n", "\n", None)] == ["follows~"]
+
+
+def test_renamed_drafts_from_neighbours_of_the_same_shape():
+    """A neighbour of the same shape whose start differs too (`def name` for the cursor's `def size`)
+    lends its own neighbour with the names put back (`renamed~`), from lines near the cursor only
+    (`SHAPE_ROWS`): the same line further away lends nothing."""
+    from runtime.retrieval import SHAPE_ROWS
+
+    own = "def name(self):\n    return self._data['name']\n\n"
+    drafts = line_drafts(own + "def size(self):\n    ", "\n", None, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("return self._data['size']", "renamed~", "file")]
+    assert line_drafts(own + "def size(self, n):\n    ", "\n", None) == []  # another shape
+    far = own + "x = 1\n" * SHAPE_ROWS
+    assert line_drafts(far + "def size(self):\n    ", "\n", None) == []
+
+
+def test_typed_text_with_other_names_finds_its_rest():
+    """What is typed, matched to a line that starts the same but for a name or two, gets that line's
+    rest with the typed names put back (`prefix~`), also with the cursor inside a name; lines apart
+    by more than names, or by three names, give none."""
+    own = "def f(tss):\n    tss = int(tss)\n    log.debug(tss, 'seconds')\n"
+    drafts = line_drafts(own + "    tmm = ", "\n", None, document="cur.py")
+    assert [(d.text, d.how, d.where) for d in drafts] == [("int(tmm)", "prefix~", "file")]
+    assert [d.text for d in line_drafts(own + "    tmm = in", "\n", None)][:1] == ["t(tmm)"]  # then ngram
+    assert [d.text for d in line_drafts(own + "    log.info(tmm, ", "\n", None)] == ["'seconds')"]
+    assert line_drafts(own + "    tmm += ", "\n", None) == []
+    assert line_drafts(own + "    a.b.c(tmm, ", "\n", None) == []
 
 
 def test_opens_block_reads_colons_backslashes_and_open_brackets():
