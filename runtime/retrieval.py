@@ -2,7 +2,7 @@
 
 A fifth of the lines of real code appear verbatim elsewhere in the same file, more in the
 same package; a draft puts such a line on the canvas, where the model verifies all of it in
-one forward (`runtime.backends.embedded`).  Ten kinds, each from the current document
+one forward (`runtime.backends.embedded`).  Eleven kinds, each from the current document
 (its live text: the request's prefix and suffix) and, where said, from the rest of the
 workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
 
@@ -22,7 +22,8 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
               the cursor's put back (`_renamed`)
     renamed~  in the current document, the same from a neighbour of the same shape whose start
               differs too (`def get_name(self):` for the cursor's `def get_size(self):`)
-    ngram     the text after another occurrence of the last words typed (prompt lookup)
+    ngram     the text after another occurrence of the last two tokens typed (prompt lookup)
+    ngram4    the same with the last four tokens
 
 A candidate's score adds, over the kinds and places that found it, the kind's weight times
 log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Pure Python, no torch.
@@ -68,6 +69,7 @@ EVIDENCE = Evidence({
     ("renamed~", "file"): 2.0,
     ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5, ("prefix~", "file"): 0.5,
     ("ngram", "file"): 0.25, ("ngram", "workspace"): 0.1,
+    ("ngram4", "file"): 0.25, ("ngram4", "workspace"): 0.25,
 })  # fmt: skip
 """Chosen by `benchmarks/line_drafts.py` on 1,600 held-out tasks of seeds 1 and 2 (the top
 draft's exact match; seed 0, which the docs report, was not looked at while choosing): a
@@ -243,7 +245,8 @@ def _candidates(
         if index is not None:
             for line, n in index.with_prefix(cur.typed, exclude=document):
                 add(line, "prefix", "workspace", n)
-        _ngram(cur, index if kinds is None or ("ngram", "workspace") in kinds else None, document, add)
+        wanted = kinds is None or {("ngram", "workspace"), ("ngram4", "workspace")} & kinds
+        _ngram(cur, index if wanted else None, document, add)
     return found
 
 
@@ -398,18 +401,21 @@ def _starts_like(line: str, head: tuple[str, ...]) -> bool:
 
 
 def _ngram(cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add: Add) -> None:
-    """Prompt lookup: the last two tokens typed, found in another line of the document or the
-    workspace, and what follows them there."""
+    """Prompt lookup: the last two tokens typed (`ngram`), and the last four (`ngram4`), found in
+    another line of the document or the workspace, and what follows them there."""
     tokens = _TOKEN.findall(cur.typed)
-    if len(tokens) < 2:
-        return
-    tail = cur.typed[cur.typed.rfind(tokens[-2]) :]
-    if len(tail) < 4:
-        return
-    head = cur.typed[: len(cur.typed) - len(tail)]
-    for j, line in enumerate(cur.lines):
-        k = line.find(tail) if j != cur.row else -1
-        if k >= 0:
-            add(head + line[k:], "ngram", "file")
-    for line, n in index.containing(tail, exclude=document) if index is not None else ():
-        add(head + line[line.find(tail) :], "ngram", "workspace", n)
+    for n_tokens, how in ((2, "ngram"), (4, "ngram4")):
+        if len(tokens) < n_tokens:
+            return
+        start = len(cur.typed)
+        for token in reversed(tokens[-n_tokens:]):
+            start = cur.typed.rfind(token, 0, start)
+        head, tail = cur.typed[:start], cur.typed[start:]
+        if len(tail) < 4:
+            continue
+        for j, line in enumerate(cur.lines):
+            k = line.find(tail) if j != cur.row else -1
+            if k >= 0:
+                add(head + line[k:], how, "file")
+        for line, n in index.containing(tail, exclude=document) if index is not None else ():
+            add(head + line[line.find(tail) :], how, "workspace", n)

@@ -109,14 +109,24 @@ def test_lines_containing_a_text_are_found_in_the_joined_and_the_recent_lines():
 
 def test_prompt_lookup_reaches_the_workspace():
     """The last words typed, found inside a line of another file, give what follows them there
-    (`ngram` workspace), below the same found in the current file."""
+    (`ngram` workspace: two tokens; `ngram4`: four, which weigh more), below the same found in the
+    current file."""
     index = WorkspaceIndex()
-    index.update("other.py", "    data = fp.read(4096, timeout=t)\n", open_buffer=False)
+    index.update(
+        "other.py", "    data = fp.read(4096, timeout=t)\n    n = len(x.read(1))\n", open_buffer=False
+    )
     drafts = line_drafts("def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
-    assert [(d.text, d.how, d.where) for d in drafts] == [("d(4096, timeout=t)", "ngram", "workspace")]
+    assert [(d.text, d.how, d.where) for d in drafts] == [
+        ("d(4096, timeout=t)", "ngram4", "workspace"),
+        ("d(1))", "ngram", "workspace"),
+    ]
     own = "def g(fp):\n    rest = fp.read()\n"
     drafts = line_drafts(own + "def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
-    assert [(d.text, d.where) for d in drafts] == [("d()", "file"), ("d(4096, timeout=t)", "workspace")]
+    assert [(d.text, d.where) for d in drafts] == [
+        ("d()", "file"),
+        ("d(4096, timeout=t)", "workspace"),
+        ("d(1))", "workspace"),
+    ]
 
 
 def test_line_drafts_rank_the_current_file_and_the_line_above():
