@@ -267,17 +267,19 @@ def _neighbours(
     if above:
         for line, n in index.followers(above, exclude=document):
             add(line, "follows", "workspace", n)
+        ours = _PIECE.findall(above)
         for alike in _alike(index, above, _head(above), document) if wanted("follows~") else ():
             for line, n in index.followers(alike, exclude=document):
                 add(line, "follows~", "workspace", n)
-                _renamed(above, alike, line, "workspace", add, n)
+                _renamed(ours, alike, line, "workspace", add, n)
     if below:
         for line, n in index.leaders(below, exclude=document):
             add(line, "precedes", "workspace", n)
+        ours = _PIECE.findall(below)
         for alike in _alike(index, below, _head(below), document) if wanted("precedes~") else ():
             for line, n in index.leaders(alike, exclude=document):
                 add(line, "precedes~", "workspace", n)
-                _renamed(below, alike, line, "workspace", add, n)
+                _renamed(ours, alike, line, "workspace", add, n)
 
 
 def _file_neighbours(cur: _Cursor, add: Add) -> None:
@@ -286,8 +288,9 @@ def _file_neighbours(cur: _Cursor, add: Add) -> None:
     below, bt = cur.neighbour(+1)
     nonblank = [(j, line) for j, line in enumerate(cur.lines) if line and j != cur.row]
     head_above, head_below = _head(above), _head(below)
+    ours_above, ours_below = _PIECE.findall(above), _PIECE.findall(below)
     shaped_above, shaped_below = (
-        set(cur.rows_like(_PIECE.findall(ln))) if ln else set() for ln in (above, below)
+        set(cur.rows_like(ours)) if ours else set() for ours in (ours_above, ours_below)
     )
     for k, (j, line) in enumerate(nonblank):
         if above and j != at and k + 1 < len(nonblank):  # a line above something: follows
@@ -295,9 +298,9 @@ def _file_neighbours(cur: _Cursor, add: Add) -> None:
                 add(nonblank[k + 1][1], "follows", "file")
             elif _starts_like(line, head_above):
                 add(nonblank[k + 1][1], "follows~", "file")
-                _renamed(above, line, nonblank[k + 1][1], "file", add)
+                _renamed(ours_above, line, nonblank[k + 1][1], "file", add)
             elif j in shaped_above:
-                _renamed(above, line, nonblank[k + 1][1], "file", add, how="renamed~")
+                _renamed(ours_above, line, nonblank[k + 1][1], "file", add, how="renamed~")
         if below and j != bt and k > 0:  # a line below something: precedes
             if line == below:
                 add(nonblank[k - 1][1], "precedes", "file")
@@ -305,18 +308,19 @@ def _file_neighbours(cur: _Cursor, add: Add) -> None:
                     add(nonblank[k - 1][1], "between", "file")
             elif _starts_like(line, head_below):
                 add(nonblank[k - 1][1], "precedes~", "file")
-                _renamed(below, line, nonblank[k - 1][1], "file", add)
+                _renamed(ours_below, line, nonblank[k - 1][1], "file", add)
             elif j in shaped_below:
-                _renamed(below, line, nonblank[k - 1][1], "file", add, how="renamed~")
+                _renamed(ours_below, line, nonblank[k - 1][1], "file", add, how="renamed~")
 
 
 def _renamed(
-    neighbour: str, alike: str, line: str, where: str, add: Add, n: int = 1, how: str = "renamed"
+    ours: list[str], alike: str, line: str, where: str, add: Add, n: int = 1, how: str = "renamed"
 ) -> None:
     """`line`, found next to `alike`, with the names in which `alike` differs from the cursor's
-    `neighbour` put back: `value = options.get('name')` / `self.name = value` elsewhere, next to
-    `value = options.get('size')`, gives `self.size = value` (kind `renamed`, or `how`)."""
-    ours, theirs = _PIECE.findall(neighbour), _PIECE.findall(alike)
+    neighbour (`ours`: its pieces) put back: `value = options.get('name')` / `self.name = value`
+    elsewhere, next to `value = options.get('size')`, gives `self.size = value` (kind `renamed`, or
+    `how`)."""
+    theirs = _PIECE.findall(alike)
     names = _renaming(ours, theirs) if len(ours) == len(theirs) else None
     if names is None:
         return
@@ -413,9 +417,8 @@ def _ngram(cur: _Cursor, index: WorkspaceIndex | None, document: str | None, add
         head, tail = cur.typed[:start], cur.typed[start:]
         if len(tail) < 4:
             continue
-        for j, line in enumerate(cur.lines):
-            k = line.find(tail) if j != cur.row else -1
-            if k >= 0:
-                add(head + line[k:], how, "file")
+        hits = ((j, line.find(tail)) for j, line in enumerate(cur.lines) if j != cur.row)
+        for j, k in itertools.islice(((j, k) for j, k in hits if k >= 0), MAX_MATCHES):
+            add(head + cur.lines[j][k:], how, "file")
         for line, n in index.containing(tail, exclude=document) if index is not None else ():
             add(head + line[line.find(tail) :], how, "workspace", n)

@@ -163,7 +163,7 @@ class WorkspaceIndex:
         self._sorted: list[str] = []  # the distinct non-empty lines, sorted, for prefix search
         self._recent: list[str] = []  # lines interned since the last merge into `_sorted`
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
-        self._joined = ""  # the distinct lines of ids below `_joined_n`, joined by newlines
+        self._joined = b""  # the distinct lines of ids below `_joined_n`, UTF-8, each ending in a newline
         self._joined_at = np.zeros(1, dtype=np.int64)  # where each of them starts in `_joined`
         self._joined_n = 0
         self._bytes = 0
@@ -310,10 +310,10 @@ class WorkspaceIndex:
                 self._join_recent()
             doc = self._docs.get(exclude) if exclude is not None else None
             own = doc.counts() if doc is not None else {}
-            hits, joined, pos = [], self._joined, 0
-            while len(hits) < limit and (k := joined.find(text, pos)) >= 0:
+            hits, joined, needle, pos = [], self._joined, _utf8(text), 0
+            while len(hits) < limit and (k := joined.find(needle, pos)) >= 0:
                 hits.append(k)
-                pos = joined.find("\n", k) + 1  # on to the next line
+                pos = joined.find(b"\n", k) + 1  # on to the next line
             found = (np.searchsorted(self._joined_at, hits, side="right") - 1).tolist()
             recent = range(self._joined_n, len(self._strings))
             found += [i for i in recent if text in self._strings[i]][: max(limit - len(found), 0)]
@@ -321,10 +321,14 @@ class WorkspaceIndex:
             return [(line, n) for line, n in lines if n > 0 and line != text]
 
     def _join_recent(self) -> None:
-        """Append the lines interned since the last call to the joined string."""
+        """Append the lines interned since the last call to the joined bytes (UTF-8: one byte a
+        character for code, where a str holding one wider character would take four)."""
         new = self._strings[self._joined_n :]
-        self._joined += "".join(line + "\n" for line in new)
-        ends = np.cumsum([len(line) + 1 for line in new], dtype=np.int64) + self._joined_at[-1]
+        if not new:
+            return
+        data = _utf8("\n".join(new) + "\n")
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1 + len(self._joined)
+        self._joined += data
         self._joined_at = np.concatenate([self._joined_at, ends])
         self._joined_n = len(self._strings)
 
@@ -386,6 +390,11 @@ class WorkspaceIndex:
             arrays = sum(d.ids.nbytes for d in self._docs.values()) + sum(words)
             joined = len(self._joined) + self._joined_at.nbytes
             return self._bytes + strings + 3 * 8 * len(self._strings) + arrays + joined
+
+
+def _utf8(text: str) -> bytes:
+    """`text` as UTF-8 (a lone surrogate, as from a file decoded leniently, passes through)."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _pairs(docs: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -93,6 +93,7 @@ def test_lines_containing_a_text_are_found_in_the_joined_and_the_recent_lines():
         ("x = read(path, 'rb')", 1),
         ("read(path, 'rb')", 1),
     ]
+    index.update("u.py", "s = 'h\u00e9llo w\u00f6rld \U0001f642'\nt = read(path, '\u00fc')\n")  # wider chars
     index.update("big.py", "\n".join(f"v{i} = read(path, {i})" for i in range(RECENT_LINES + 1)))
     joined = index.containing("read(path, 7", limit=10_000)  # the lines were joined: > RECENT_LINES new
     assert [line for line, _ in joined][:3] == [
@@ -100,6 +101,10 @@ def test_lines_containing_a_text_are_found_in_the_joined_and_the_recent_lines():
         "v70 = read(path, 70)",
         "v71 = read(path, 71)",
     ]
+    assert index.containing("w\u00f6rld") == [
+        ("s = 'h\u00e9llo w\u00f6rld \U0001f642'", 1)
+    ]  # joined as UTF-8
+    assert index.containing("read(path, '\u00fc") == [("t = read(path, '\u00fc')", 1)]
     index.update("c.py", "w = read(path, 7, 'recent')\n")  # one new line: still recent
     assert ("w = read(path, 7, 'recent')", 1) in index.containing("read(path, 7", limit=10_000)
     assert len(index.containing("read(path, ", limit=5)) == 5
