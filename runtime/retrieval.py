@@ -260,25 +260,19 @@ def _neighbours(
     """The follows, precedes and between candidates, from the document and the workspace (the
     workspace's `follows~` and `precedes~`, and `renamed` from them, only when `wanted`: they cost a
     lookup per line alike)."""
-    above, below = cur.neighbour(-1)[0], cur.neighbour(+1)[0]
     _file_neighbours(cur, add)
     if index is None:
         return
-    if above:
-        for line, n in index.followers(above, exclude=document):
-            add(line, "follows", "workspace", n)
-        ours = _PIECE.findall(above)
-        for alike in _alike(index, above, _head(above), document) if wanted("follows~") else ():
-            for line, n in index.followers(alike, exclude=document):
-                add(line, "follows~", "workspace", n)
-                _renamed(ours, alike, line, "workspace", add, n)
-    if below:
-        for line, n in index.leaders(below, exclude=document):
-            add(line, "precedes", "workspace", n)
-        ours = _PIECE.findall(below)
-        for alike in _alike(index, below, _head(below), document) if wanted("precedes~") else ():
-            for line, n in index.leaders(alike, exclude=document):
-                add(line, "precedes~", "workspace", n)
+    for step, how, lookup in ((-1, "follows", index.followers), (+1, "precedes", index.leaders)):
+        near = cur.neighbour(step)[0]
+        if not near:
+            continue
+        for line, n in lookup(near, exclude=document):
+            add(line, how, "workspace", n)
+        ours = _PIECE.findall(near)
+        for alike in _alike(index, near, _head(near), document) if wanted(how + "~") else ():
+            for line, n in lookup(alike, exclude=document):
+                add(line, how + "~", "workspace", n)
                 _renamed(ours, alike, line, "workspace", add, n)
 
 
