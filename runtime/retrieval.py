@@ -7,9 +7,9 @@ one forward (`runtime.backends.embedded`).  Eleven kinds, each from the current 
 workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry left out):
 
     prefix    lines that start with what is typed on the cursor's line
-    prefix~   in the current document, lines that start like what is typed but for one or two
-              names, with the typed names put back (`_retyped`: typed `tmm = `, and
-              `tss = int(tss)` elsewhere, give `tmm = int(tmm)`)
+    prefix~   in the current document (near the cursor), lines that start like what is typed but
+              for one or two names, with the typed names put back (`_retyped`: typed `tmm = `,
+              and `tss = int(tss)` nearby, give `tmm = int(tmm)`)
     follows   lines that follow another occurrence of the line above the cursor
     precedes  lines that precede another occurrence of the line below the cursor (the
               suffix is known: this is infilling)
@@ -20,8 +20,8 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
               cursor's (its first three tokens)
     renamed   a follows~ or precedes~ line with the names in which its neighbour differs from
               the cursor's put back (`_renamed`)
-    renamed~  in the current document, the same from a neighbour of the same shape whose start
-              differs too (`def get_name(self):` for the cursor's `def get_size(self):`)
+    renamed~  in the current document (near the cursor), the same from a neighbour of the same
+              shape whose start differs too (`def get_name(self):` for the cursor's `def get_size(self):`)
     ngram     the text after another occurrence of the last two tokens typed (prompt lookup)
     ngram4    the same with the last four tokens
 
@@ -92,7 +92,6 @@ SHAPE_ROWS = 100
 shape (`renamed~`, `prefix~`): nearer lines rename better, and the scan stays cheap in a long file
 (`benchmarks/line_drafts.py` on the tuning seeds: 30 / 60 / 100 / 150 / 250 / whole file give 22.1 /
 22.4 / 22.6 / 22.6 / 22.4 / 22.4 % top draft)."""
-"""Names in which a neighbour alike may differ from the cursor's for a `renamed` draft."""
 _PIECE = re.compile(r"\w+|\s+|[^\w\s]")
 _NAME = re.compile(r"\w+")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
@@ -337,9 +336,9 @@ def _renaming(ours: list[str], theirs: list[str]) -> dict[str, str] | None:
 
 
 def _retyped(cur: _Cursor, add: Add) -> None:
-    """`prefix~`: the document's lines that start like the typed text but for one or two names
-    (its last piece may be cut short: the cursor can sit inside a name), with the typed names put
-    back, the same names renamed in the rest of the line too."""
+    """`prefix~`: the document's lines near the cursor (`SHAPE_ROWS`) that start like the typed text
+    but for one or two names (its last piece may be cut short: the cursor can sit inside a name),
+    with the typed names put back, the same names renamed in the rest of the line too."""
     ours = _PIECE.findall(cur.typed)
     if len(ours) < 2:
         return

@@ -8,7 +8,7 @@ What retrieval (`runtime.retrieval`) asks of it, fast enough for every keystroke
 * `with_prefix(text)`: the distinct lines that start with `text`, with how often each occurs
   (a sorted list of the distinct lines, searched by bisection);
 * `containing(text)`: the distinct lines with `text` inside them, with counts (the distinct lines
-  joined into one string, searched with `str.find`);
+  joined as UTF-8 bytes, searched with `bytes.find`);
 * `followers(line)` / `leaders(line)`: the lines that follow / precede an occurrence of `line`
   anywhere, with counts (the (line, next line) pairs of all documents, in one array searched by
   comparison);
@@ -163,7 +163,7 @@ class WorkspaceIndex:
         self._sorted: list[str] = []  # the distinct non-empty lines, sorted, for prefix search
         self._recent: list[str] = []  # lines interned since the last merge into `_sorted`
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None  # (prev ids, next ids), lazily
-        self._joined = b""  # the distinct lines of ids below `_joined_n`, UTF-8, each ending in a newline
+        self._joined = bytearray()  # the distinct lines of ids below `_joined_n`, UTF-8, each ending in "\n"
         self._joined_at = np.zeros(1, dtype=np.int64)  # where each of them starts in `_joined`
         self._joined_n = 0
         self._bytes = 0
