@@ -91,7 +91,7 @@ SHAPE_ROWS = 100
 """How far (lines above and below) the cursor looks for lines of its neighbours' or its typed text's
 shape (`renamed~`, `prefix~`): nearer lines rename better, and the scan stays cheap in a long file
 (`benchmarks/line_drafts.py` on the tuning seeds: 30 / 60 / 100 / 150 / 250 / whole file give 22.1 /
-22.4 / 22.6 / 22.6 / 22.4 / 22.4 % top draft)."""
+22.4 / 22.6 / 22.6 / 22.4 / 22.4 % top draft, measured before `ngram4` and the workspace's `ngram`)."""
 _PIECE = re.compile(r"\w+|\s+|[^\w\s]")
 _NAME = re.compile(r"\w+")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
