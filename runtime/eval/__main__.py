@@ -19,7 +19,6 @@ from runtime.eval import heldout, humaneval
 from runtime.load import load_embedded, resolve
 from runtime.measure import cpu_name, percentile
 from runtime.model import count_params
-from runtime.train.corpus import read_shards
 
 
 def trained_record(spec: str) -> dict:
@@ -45,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
     p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
-    p.add_argument("--third-party", type=Path, default=Path("data/corpus-v2"),
+    p.add_argument("--third-party", type=Path, default=heldout.THIRD_PARTY_CORPUS,
                    help="a corpus whose other held-out packages get rows too (none: skipped)")  # fmt: skip
     return p
 
@@ -96,12 +95,10 @@ def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
     """Single-line rows, alone and with the workspace, on the held-out packages of `--third-party` that
     the first corpus does not hold out (corpus v2's pinned third-party packages, httpx and markdown-it-py)."""
     try:
-        docs = read_shards(a.third_party, "heldout")
+        docs = heldout.third_party_documents(a.third_party)
     except FileNotFoundError:
         print(f"no corpus at {a.third_party}: no third-party rows", file=sys.stderr)
         return
-    first = {d.package for d in heldout.heldout_documents()}
-    docs = [d for d in heldout.python_files(docs) if d.package not in first]
     if not docs:
         return
     names = ", ".join(sorted({d.package.removeprefix("site:") for d in docs}))

@@ -105,6 +105,7 @@ def test_the_eval_adds_rows_for_the_other_corpus_held_out_packages(tiny_backend,
     third = SourceFile("site:thirdparty", "MIT", "thirdparty/core.py", TEXT.replace("item", "thing"))
     write_shards([first, third], tmp_path / "v2", "heldout")
     monkeypatch.setattr(ev.heldout, "heldout_documents", lambda corpus=None: [first])
+    assert ev.heldout.third_party_documents(tmp_path / "v2") == [third]  # `line_drafts.py --third-party`
     rows = []
     a = argparse.Namespace(third_party=tmp_path / "v2", heldout_n=2, policy="adaptive")
     ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row))
