@@ -112,25 +112,59 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class _Margin:
+    """The indentation a draft needs when the cursor sits at the start of a blank line (an editor that
+    trimmed the line's automatic indentation, or a whole-line infill): retrieved lines are stripped."""
+
+    above: str  # the indentation of the nearest non-blank line above
+    opens: bool  # whether that line opens a block
+    below: str | None  # the indentation of the nearest non-blank line below (None: there is none)
+    unit: str  # one level of indentation in this document
+
+    def of(self, text: str) -> str:
+        """The indentation for the line `text`: one level inside the block the line above opens; a line
+        that opens a block one level above the line below; else the shallower of the lines above and
+        below (none with nothing below: the end of the file may be the top level)."""
+        if self.opens:
+            return self.above + self.unit
+        if self.below is None:
+            return ""
+        if opens_block(text):
+            return self.below[: max(len(self.below) - len(self.unit), 0)]
+        return min(self.above, self.below, key=len)
+
+
+@dataclass(frozen=True)
 class _Cursor:
     typed: str  # the cursor line before the cursor, without its indentation
     rest: str  # the cursor line after the cursor, stripped
     lines: list[str]  # the document's stripped lines, the cursor line included
     row: int  # the cursor line's index in `lines`
-    deeper: bool | None  # whether the next non-blank line is indented deeper (None: there is none)
+    lead: int  # the width of the cursor line's indentation before the cursor
+    below: int | None  # the indentation of the next non-blank line (None: there is none)
+    margin: _Margin | None  # set when the cursor is at the start of a blank line
 
     @classmethod
     def of(cls, prefix: str, suffix: str) -> _Cursor:
         before, after = prefix.split("\n"), suffix.split("\n")
         lines = [ln.strip() for ln in before[:-1]] + [""] + [ln.strip() for ln in after[1:]]
         below = next((ln for ln in after[1:] if ln.strip()), None)
-        deeper = None if below is None else _indent(below) > _indent(before[-1])
-        return cls(before[-1].lstrip(), after[0].strip(), lines, len(before) - 1, deeper)
+        typed = before[-1].lstrip()
+        margin = None
+        if not before[-1] and not after[0].strip():
+            above = next((ln for ln in reversed(before[:-1]) if ln.strip()), "")
+            unit = _unit(before[-SHAPE_ROWS - 1 : -1] + after[1 : SHAPE_ROWS + 1])
+            margin = _Margin(_lead(above), opens_block(above), None if below is None else _lead(below), unit)
+        width = None if below is None else _indent(below)
+        return cls(typed, after[0].strip(), lines, len(before) - 1, _indent(before[-1]), width, margin)
 
     def fits(self, text: str) -> bool:
         """Whether the cursor line, completed by `text`, agrees with the indentation below it:
         a line that opens a block (or a bracket) is followed by a deeper one, and only such a line."""
-        return self.deeper is None or opens_block(self.typed + text + self.rest) == self.deeper
+        if self.below is None:
+            return True
+        width = self.lead + (0 if self.typed else _indent(text))
+        return opens_block(self.typed + text + self.rest) == (self.below > width)
 
     def rows_like(self, pieces: list[str], tail: str = "$") -> list[int]:
         """The rows near the cursor's (`SHAPE_ROWS`), not its own, whose line is the text `pieces`
@@ -165,7 +199,9 @@ class _Cursor:
         text = line[len(self.typed) :]
         if self.rest and text.endswith(self.rest):  # the rest of the line is already there
             text = text[: -len(self.rest)]
-        return text if text.strip() and len(text) <= MAX_DRAFT_CHARS else None
+        if not text.strip() or len(text) > MAX_DRAFT_CHARS:
+            return None
+        return text if self.margin is None else self.margin.of(text) + text
 
 
 def line_drafts(
@@ -200,6 +236,21 @@ def opens_block(line: str) -> bool:
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
+
+
+def _lead(line: str) -> str:
+    return line[: _indent(line)]
+
+
+def _unit(lines: list[str]) -> str:
+    """One level of indentation in `lines`: the commonest step from a line that opens a block to the
+    next non-blank one (a tab where that step is a tab), four spaces when no block is in sight."""
+    steps: Counter[str] = Counter()
+    nonblank = [ln for ln in lines if ln.strip()]
+    for line, nxt in itertools.pairwise(nonblank):
+        if opens_block(line) and _indent(nxt) > _indent(line) and nxt.startswith(_lead(line)):
+            steps[nxt[_indent(line) : _indent(nxt)]] += 1
+    return steps.most_common(1)[0][0] if steps else "    "
 
 
 def candidates(

@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.eval", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default", help="'default', a preset name or a model folder")
     p.add_argument("--benchmarks", default="single-line,random-span-light")
-    p.add_argument("--settings", default="unknown,oracle")
+    p.add_argument("--settings", default="unknown,oracle,editor")
     p.add_argument("--limit", type=int, default=None, help="first N HumanEval tasks per benchmark")
     p.add_argument("--heldout-n", type=int, default=200, help="held-out tasks per kind (0: skip)")
     p.add_argument("--context-tokens", type=int, default=None, help="default: the model's training budget")
@@ -57,6 +57,8 @@ def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
     for bench in a.benchmarks.split(","):
         problems = humaneval.load_problems(bench)[: a.limit]
         for setting in a.settings.split(","):
+            if setting == "editor" and bench not in humaneval.LINE_BENCHMARKS:
+                continue  # the same requests as `unknown` there
             t0 = time.perf_counter()
             ms: list[float] = []
 
@@ -158,7 +160,8 @@ def render(
         + "`. HumanEval: one greedy completion per task, run in a subprocess with a "
         f"{humaneval.TIMEOUT_S:.0f} s timeout; `unknown` = default canvas, `oracle` = the text is exactly as "
         "many tokens as the canonical middle (the canvas keeps its size: slots past that start as pad, "
-        "pad is banned before). "
+        "pad is banned before), `editor` = as an editor asks on the blank line where the middle goes (the "
+        "cursor at its start; single lines get the line drafts the server takes from the document itself). "
         "Held-out: packages never trained on (see docs/training.md).",
         "",
         "| benchmark | setting | n | score | notes |",

@@ -11,7 +11,11 @@ Settings:
 
 * ``unknown``: the length is not given: default canvas, `max_tokens` as an editor would ask;
 * ``oracle``: the canvas is exactly as long as the canonical middle's canvas tokens
-  (`canvas_target` of heal + middle), one canvas, no more tokens.
+  (`canvas_target` of heal + middle), one canvas, no more tokens;
+* ``editor``: as an editor asks on the line benchmarks, whose middle is whole lines: the cursor at the
+  start of a blank line (the suffix begins with that line's end), length unknown, and on single lines
+  the line drafts the server takes from the document itself (`runtime.retrieval.line_drafts`, no other
+  file: the task is its whole workspace); on the other benchmarks the same as ``unknown``.
 
 Line benchmarks mask whole lines, so their completions are cut at the first newline
 (`single_line`) and given one back.
@@ -19,6 +23,7 @@ Line benchmarks mask whole lines, so their completions are cut at the first newl
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -34,6 +39,7 @@ from runtime.backends.embedded import EmbeddedBackend
 from runtime.canvas import canvas_target
 from runtime.context import build_context
 from runtime.eval.heldout import task_request
+from runtime.retrieval import line_drafts
 from runtime.text import first_line
 from runtime.types import InfillRequest
 
@@ -44,7 +50,7 @@ BENCHMARKS = {
     "random-span-light": "HumanEval-RandomSpanInfillingLight.jsonl.gz",
 }
 LINE_BENCHMARKS = ("single-line", "multi-line")
-SETTINGS = ("unknown", "oracle")
+SETTINGS = ("unknown", "oracle", "editor")
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "human-eval-infilling"
 """The benchmark ships with dg-lsp (MIT, OpenAI; its LICENSE and README are beside it)."""
 TIMEOUT_S = 3.0
@@ -118,8 +124,10 @@ def request(
     engine: EmbeddedBackend, problem: Problem, benchmark: str, setting: str, context_tokens: int
 ) -> InfillRequest:
     line = benchmark == "single-line"
-    if setting == "unknown":
+    if setting == "unknown" or (setting == "editor" and benchmark not in LINE_BENCHMARKS):
         return task_request(problem.prompt, problem.suffix, single_line=line, context_tokens=context_tokens)
+    if setting == "editor":
+        return editor_request(problem, line, context_tokens)
     if setting != "oracle":
         raise ValueError(f"unknown setting {setting!r} (choose from {', '.join(SETTINGS)})")
     ctx = build_context(engine.tok, problem.prompt, problem.suffix, context_tokens)
@@ -132,6 +140,17 @@ def request(
         exact_length=True,
         context_tokens=context_tokens,
     )
+
+
+def editor_request(problem: Problem, single_line: bool, context_tokens: int) -> InfillRequest:
+    """The request an editor makes with the cursor at the start of a blank line where the middle goes
+    (its completion then fills that line, so `program` needs nothing else)."""
+    suffix = "\n" + problem.suffix
+    req = task_request(problem.prompt, suffix, single_line=single_line, context_tokens=context_tokens)
+    if not single_line:
+        return req
+    drafts = line_drafts(problem.prompt, suffix)
+    return dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
 
 
 def finish(text: str, benchmark: str) -> str:

@@ -63,6 +63,17 @@ async def test_a_file_outside_the_workspace_gets_drafts_from_it_without_error(cl
     assert [i.insert_text for i in result.items] == ["_norm(q)"]  # never the disk file's qx_outside
 
 
+async def test_a_draft_on_a_blank_line_at_its_start_comes_indented(client: LanguageClient):
+    """The cursor at the start of a blank line inside a function (an editor trimmed its automatic
+    indentation): the draft comes with the indentation the block wants (a short line: the tiny model's
+    canvas is 16 slots)."""
+    ws = client.root / "ws"  # type: ignore[attr-defined]
+    uri = (ws / "pkg" / "blank.py").as_uri()
+    open_doc(client, uri, "def a(q):\n    v = f(q)\n    return v\n\n\ndef b(q):\n\n    return v\n")
+    result = await client.text_document_inline_completion_async(inline_params(uri, 6, 0))
+    assert [i.insert_text for i in result.items] == ["    v = f(q)"]
+
+
 async def test_invoked_completion_offers_the_other_drafts_to_cycle_through(client: LanguageClient):
     """The user asks (invoked): the best draft first, then the drafts the model did not choose."""
     ws = client.root / "ws"  # type: ignore[attr-defined]
@@ -92,5 +103,5 @@ async def test_edited_buffers_feed_other_files_and_watched_deletions_apply(clien
         changes=[t.FileEvent(uri=(ws / "pkg" / "helpers.py").as_uri(), type=t.FileChangeType.Deleted)]
     ))  # fmt: skip
     s = await stats(client)  # handled after the notification: messages are processed in order
-    assert s["workspaceDocuments"] == 5  # main.py, outside.py, cycle.py, a.py, b.py (open buffers)
+    assert s["workspaceDocuments"] == 6  # main.py, outside.py, blank.py, cycle.py, a.py, b.py (open buffers)
     assert "workspace/didChangeWatchedFiles" in client.registrations  # type: ignore[attr-defined]

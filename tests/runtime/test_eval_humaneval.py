@@ -110,8 +110,31 @@ def test_a_healed_newline_does_not_end_a_single_line():
         return logits
 
     spec = canvas_spec(
-        4, mask_id=mask, pad_id=pad, banned_ids=(mask,), first_slot_ids=(newline_tok,),
+        4,
+        mask_id=mask,
+        pad_id=pad,
+        banned_ids=(mask,),
+        first_slot_ids=(newline_tok,),
         stop_ids=frozenset({newline_tok}),
     )
     out = denoise(forward, spec, make_policy("sequential", 4))
     assert out.tokens == [newline_tok, word, word, word]
+
+
+def test_the_editor_setting_asks_on_the_blank_line_with_the_documents_drafts(tiny_backend):
+    """`editor`: the cursor at the start of a blank line where the middle goes, and on single lines the
+    line drafts the server takes from the document, indented for that line (the tiny model accepts the
+    best draft, so the completion is the draft and the program passes)."""
+    prompt = "def add(a, b):\n    s = a + b\n    return s\n\n\ndef add2(a, b):\n"
+    p = Problem(
+        "t/0", prompt, "    return s\n", "    s = a + b\n", "def check(f):\n    assert f(1, 2) == 3\n", "add2"
+    )
+    req = request(tiny_backend, p, "single-line", "editor", 1024)
+    assert req.suffix == "\n" + p.suffix and req.drafts[0][0] == "    s = a + b"
+    completion = finish(tiny_backend.infill(req).text, "single-line")
+    assert completion == p.canonical_solution and run_program(program(p, completion))
+    multi = request(tiny_backend, p, "multi-line", "editor", 1024)
+    assert multi.suffix == "\n" + p.suffix and multi.drafts == ()
+    assert request(tiny_backend, p, "random-span", "editor", 1024) == request(
+        tiny_backend, p, "random-span", "unknown", 1024
+    )
