@@ -97,6 +97,8 @@ _NAME = re.compile(r"\w+")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
 _COMMENT = re.compile(r"#.*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_IN_BLOCK = re.compile(r"(return|yield|raise|break|continue|pass)\b")
+"""Statements that need an enclosing block (a function's, a loop's)."""
 Add = Callable[..., None]
 
 
@@ -124,11 +126,12 @@ class _Margin:
     def of(self, text: str) -> str:
         """The indentation for the line `text`: one level inside the block the line above opens; a line
         that opens a block one level above the line below; else the shallower of the lines above and
-        below (none with nothing below: the end of the file may be the top level)."""
+        below.  With nothing below, the end of the file may be the top level: none, but for a statement
+        that only a block can hold (`return x`), which stays in the block above."""
         if self.opens:
             return self.above + self.unit
         if self.below is None:
-            return ""
+            return self.above if _IN_BLOCK.match(text) else ""
         if opens_block(text):
             return self.below[: max(len(self.below) - len(self.unit), 0)]
         return min(self.above, self.below, key=len)

@@ -288,14 +288,16 @@ def test_drafts_at_the_start_of_a_blank_line_carry_the_indentation_it_needs():
     """Retrieved lines are stripped; with the cursor at the start of a blank line (an editor that trimmed
     its automatic indentation, a whole-line infill) a draft gets the line's indentation from its
     neighbours: inside the block the line above opens; one level above the line below for a block
-    opener; else the shallower of the two; none with nothing below (the top level may follow)."""
+    opener; else the shallower of the two; with nothing below none (the top level may follow), but for
+    a statement only a block can hold."""
     own = "def f(x):\n    y = g(x)\n    return y\n\n"
     texts = lambda prefix, suffix: [d.text for d in line_drafts(prefix, suffix, None)]  # noqa: E731
     assert texts(own + "def h(x):\n", "\n    return y\n")[0] == "    y = g(x)"  # the block above opens
     assert texts(own + "def h(x):\n    ", "\n    return y\n")[0] == "y = g(x)"  # indented already
     loop = "def f(xs):\n    s = 0\n    for x in xs:\n        s += x\n    return s\n\n"
     assert texts(loop + "def g(xs):\n    s = 0\n", "\n        s += x\n")[0] == "    for x in xs:"  # opens
-    assert texts(loop + "def g(xs):\n    s = 0\n    for x in xs:\n        s += x\n", "\n")[0] == "return s"
+    summed = "def f(xs):\n    s = sum(xs)\n    return s\n\n\ndef g(xs):\n    s = sum(xs)\n"
+    assert texts(summed, "\n")[0] == "    return s"  # nothing below: a return stays in the block
     tabs = "def f(x):\n\ty = g(x)\n\treturn y\n\n"
     assert texts(tabs + "def h(x):\n", "\n\treturn y\n")[0] == "\ty = g(x)"  # the document's unit
     top = "import os\nimport re\n\nimport os\n"
@@ -310,7 +312,8 @@ def test_the_margin_rule():
     assert _Margin("", False, "    ", "    ").of("def f():") == ""
     assert _Margin("        ", False, "    ", "    ").of("x = 1") == "    "
     assert _Margin("    ", False, "        ", "    ").of("x = 1") == "    "
-    assert _Margin("    ", False, None, "    ").of("return x") == ""
+    assert _Margin("    ", False, None, "    ").of("x = 1") == ""  # the top level may follow
+    assert _Margin("    ", False, None, "    ").of("return x") == "    "  # not for a return
 
 
 def test_evidence_rules_choose_kinds_and_count_scale():
