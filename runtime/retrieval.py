@@ -26,7 +26,9 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
     ngram4    the same with the last four tokens
 
 A candidate's score adds, over the kinds and places that found it, the kind's weight times
-log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Pure Python, no torch.
+log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Lines are matched
+stripped; at the start of a blank line (column 0) a draft carries the indentation that line needs
+(`_Margin`).  Pure Python, no torch.
 """
 
 from __future__ import annotations
