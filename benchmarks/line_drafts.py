@@ -42,6 +42,7 @@ from runtime.eval.heldout import (  # noqa: E402
     package_indexes,
     third_party_documents,
 )
+from runtime.library import LineLibrary, cached, resolve  # noqa: E402
 from runtime.measure import cpu_name, percentile  # noqa: E402
 from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked, shape_check  # noqa: E402
 
@@ -65,6 +66,10 @@ EVIDENCE_2026_12_02 = Evidence({
     ("ngram", "file"): 0.25,
 })  # fmt: skip
 """The rules before `prefix~`, `renamed~` and the workspace's prompt lookup (stop 22)."""
+EVIDENCE_NO_LIBRARY = dataclasses.replace(
+    EVIDENCE, weights={k: w for k, w in EVIDENCE.weights.items() if k[1] != "library"}
+)
+"""The shipped rules without the line library's kinds (stop 24)."""
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MISFITS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 """The misfit factors `--tune` also compares (`Evidence.misfit`)."""
@@ -84,9 +89,11 @@ class Case:
     """... in another file of the package."""
 
 
-def gather(n: int, seeds: list[int], docs: list | None = None) -> tuple[list[Case], list[float]]:
+def gather(
+    n: int, seeds: list[int], docs: list | None = None, library: LineLibrary | None = None
+) -> tuple[list[Case], list[float]]:
     """Every task's candidates (all kinds) and each query's ms (`docs`: the held-out files, by default
-    the first held-out packages')."""
+    the first held-out packages'; `library`: the line library's candidates too)."""
     docs = heldout_documents() if docs is None else docs
     indexes = package_indexes(docs)
     cases, ms = [], []
@@ -94,7 +101,7 @@ def gather(n: int, seeds: list[int], docs: list | None = None) -> tuple[list[Cas
         for task in iter_tasks(n, kinds=KINDS, seed=seed, docs=docs):
             package, path, _ = task.source.rsplit(":", 2)
             t0 = time.perf_counter()
-            found = candidates(task.prefix, task.suffix, indexes[package], document=path)
+            found = candidates(task.prefix, task.suffix, indexes[package], document=path, library=library)
             ms.append((time.perf_counter() - t0) * 1000)
             line = (task.prefix.rsplit("\n", 1)[-1] + task.middle).strip()
             around = task.prefix.split("\n")[:-1] + task.suffix.split("\n")[1:]
@@ -144,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0", help="comma-separated task seeds")
     ap.add_argument("--tune", action="store_true", help="search the weights on these seeds")
     ap.add_argument("--third-party", action="store_true", help="tasks from httpx and markdown-it-py")
+    ap.add_argument("--library", default="default", help="line library: 'default' (shipped), a file or none")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     docs = third_party_documents() if a.third_party else heldout_documents()
-    cases, ms = gather(a.n, seeds, docs)
+    path = resolve(a.library)
+    cases, ms = gather(a.n, seeds, docs, None if path is None else cached(path))
     packages = ", ".join(sorted({d.package for d in docs}))
     print(
         f"{len(cases)} held-out tasks (seeds {a.seeds}; {packages}), each package its own workspace; "
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "first rules (2026-11)": EVIDENCE_2026_11,
         "2026-12-01 (neighbours alike in the file only, no indentation rule)": EVIDENCE_2026_12_01,
         "2026-12-02 (before prefix~, renamed~ and the workspace's ngram)": EVIDENCE_2026_12_02,
+        "2026-12-02 07:00 (before the line library)": EVIDENCE_NO_LIBRARY,
         "shipped evidence, no indentation rule": dataclasses.replace(EVIDENCE, misfit=1.0),
         "shipped (runtime.retrieval.EVIDENCE)": EVIDENCE,
     }

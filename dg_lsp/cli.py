@@ -114,6 +114,8 @@ def _model_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--workspace", type=Path, default=None, metavar="DIR",
                    help="index DIR and put line drafts from it on the canvas (with --single-line), and "
                         "context snippets from it in the prompt of a model that declares the layout")
+    s.add_argument("--line-library", default="default", metavar="FILE",
+                   help="line library of the --workspace drafts: 'default' (shipped), a file, or '' for none")
     s.add_argument("--snippet-tokens", type=int, default=512, metavar="N",
                    help="token budget for the --workspace context snippets (0: none; the model's cap wins)")
     _large_model_options(s)
@@ -185,10 +187,17 @@ def _drafts(args: argparse.Namespace, index, prefix: str, suffix: str, document:
     the prefix and suffix, never the file on disk)."""
     if index is None or not args.single_line:
         return ()
+    from runtime import library
     from runtime.retrieval import line_drafts
 
+    path = library.resolve(args.line_library)
+    try:
+        lib = None if path is None else library.cached(path)
+    except library.LibraryError as e:
+        raise UserError(f"--line-library: {e}") from None
     key = str(document.resolve()) if document is not None else None
-    return tuple((d.text, d.score) for d in line_drafts(prefix, suffix, index, document=key))
+    found = line_drafts(prefix, suffix, index, document=key, library=lib)
+    return tuple((d.text, d.score) for d in found)
 
 
 def _snippets(args: argparse.Namespace, backend, index, prefix: str, suffix: str, document: Path | None):

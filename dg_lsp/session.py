@@ -109,7 +109,10 @@ class DgServer(ProtocolServer):
 
     def workspace_key(self) -> tuple:
         s = self.settings
-        return (s.workspace_enabled, s.workspace_max_files, s.workspace_max_file_bytes, s.workspace_max_bytes)
+        return (
+            s.workspace_enabled, s.workspace_max_files, s.workspace_max_file_bytes, s.workspace_max_bytes,
+            s.line_library,
+        )  # fmt: skip
 
     def _model_key(self) -> tuple:
         s = self.settings
@@ -206,6 +209,10 @@ class DgServer(ProtocolServer):
             def report(n: int, path: str) -> None:  # on the indexing thread
                 loop.call_soon_threadsafe(step, f"{n} files")
 
+            problem = await loop.run_in_executor(None, feed.load_library, s.line_library)
+            if problem:
+                message = f"dg-lsp: no line library ({problem}); drafts come from the workspace alone"
+                self.window_show_message(t.ShowMessageParams(type=t.MessageType.Warning, message=message))
             seconds = await loop.run_in_executor(None, feed.index_folders, folders, report)
         if not folders:
             return

@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_field
     drafts: bool = True
     """Put line drafts from the workspace on the canvas for single-line completions (verified by
     the model in one batched forward); false denoises every completion from masks only."""
+    line_library: str = "default"
+    """Line pairs that recur across many projects, as a source of drafts beside the workspace:
+    "default" (the shipped models/line-library.tsv.gz, built from the training corpus), a file built
+    by `python -m runtime.train library`, or "" for none. Loaded with the workspace index."""
     snippets: bool = True
     """Put context snippets from the workspace (windows like the code above the cursor) before the
     context, for a model trained to read them (its config.json declares `layout`); others get none."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from pygls import uris
 
+from runtime import library
+from runtime.library import LineLibrary
 from runtime.retrieval import Draft, line_drafts
 from runtime.snippets import Snippet, workspace_snippets
 from runtime.workspace import WorkspaceIndex, WorkspaceLimits, read_text_file
@@ -57,6 +59,22 @@ class WorkspaceFeed:
         self._snippets: tuple[tuple, list[Snippet]] | None = None  # (query key, answer)
         self.roots: list[str] = []
         """The workspace folders: a snippet's path in the prompt is relative to its folder."""
+        self.library: LineLibrary | None = None
+        """The line library (`runtime.library`): drafts from pairs that recur across the corpus."""
+
+    def load_library(self, spec: str) -> str | None:
+        """Blocking (run it in a thread): load the `lineLibrary` setting's file; returns what went
+        wrong (the drafts then come from the workspace alone), None when it loaded or none is wanted."""
+        path = library.resolve(spec)
+        if path is None:
+            return None
+        try:
+            self.library = library.cached(path)
+        except library.LibraryError as e:
+            log.warning("line library not loaded: %s", e)
+            return str(e)
+        log.info("line library: %d line pairs from %s", len(self.library), path)
+        return None
 
     # ------------------------------------------------------------------ folders
     def index_folders(self, folders: list[Path], progress: Callable[[int, str], None] | None = None) -> float:
@@ -123,7 +141,7 @@ class WorkspaceFeed:
         path = path_of(uri)
         self._refresh(path)
         prefix, suffix = _around(text, offset)
-        return line_drafts(prefix, suffix, self.index, document=path, limit=MAX_DRAFTS)
+        return line_drafts(prefix, suffix, self.index, document=path, limit=MAX_DRAFTS, library=self.library)
 
     def snippets(self, uri: str, text: str, offset: int) -> list[Snippet]:
         """Context snippets for the cursor at `offset`; the last answer is reused while the lines
@@ -141,4 +159,5 @@ class WorkspaceFeed:
         out: dict[str, object] = {"workspaceState": self.state}
         out.update(self.index.stats.as_dict())
         out["workspaceIndexMb"] = round(self.index.nbytes_estimate() / 2**20, 1)
+        out["lineLibraryPairs"] = len(self.library) if self.library is not None else 0
         return out

@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.library import LineLibrary
 from runtime.workspace import WorkspaceIndex
 
 
@@ -72,6 +73,7 @@ EVIDENCE = Evidence({
     ("prefix", "file"): 1.0, ("prefix", "workspace"): 0.5, ("prefix~", "file"): 0.5,
     ("ngram", "file"): 0.25, ("ngram", "workspace"): 0.1,
     ("ngram4", "file"): 0.25, ("ngram4", "workspace"): 0.25,
+    ("follows", "library"): 0.25, ("precedes", "library"): 0.5,
 })  # fmt: skip
 """Chosen by `benchmarks/line_drafts.py` on 1,600 held-out tasks of seeds 1 and 2 (the top
 draft's exact match; seed 0, which the docs report, was not looked at while choosing): a
@@ -148,20 +150,23 @@ class _Cursor:
     lead: int  # the width of the cursor line's indentation before the cursor
     below: int | None  # the indentation of the next non-blank line (None: there is none)
     margin: _Margin | None  # set when the cursor is at the start of a blank line
+    above: int | None = None  # the indentation of the nearest non-blank line above (None: there is none)
 
     @classmethod
     def of(cls, prefix: str, suffix: str) -> _Cursor:
         before, after = prefix.split("\n"), suffix.split("\n")
         lines = [ln.strip() for ln in before[:-1]] + [""] + [ln.strip() for ln in after[1:]]
         below = next((ln for ln in after[1:] if ln.strip()), None)
+        above = next((ln for ln in reversed(before[:-1]) if ln.strip()), None)
         typed = before[-1].lstrip()
         margin = None
         if not before[-1] and not after[0].strip():
-            above = next((ln for ln in reversed(before[:-1]) if ln.strip()), "")
-            unit = _unit(before[-SHAPE_ROWS - 1 : -1] + after[1 : SHAPE_ROWS + 1])
-            margin = _Margin(_lead(above), opens_block(above), None if below is None else _lead(below), unit)
+            top = above or ""
+            unit = indent_unit(before[-SHAPE_ROWS - 1 : -1] + after[1 : SHAPE_ROWS + 1])
+            margin = _Margin(_lead(top), opens_block(top), None if below is None else _lead(below), unit)
         width = None if below is None else _indent(below)
-        return cls(typed, after[0].strip(), lines, len(before) - 1, _indent(before[-1]), width, margin)
+        up = None if above is None else _indent(above)
+        return cls(typed, after[0].strip(), lines, len(before) - 1, _indent(before[-1]), width, margin, up)
 
     def fits(self, text: str) -> bool:
         """Whether the cursor line, completed by `text`, agrees with the indentation below it:
@@ -170,6 +175,31 @@ class _Cursor:
             return True
         width = self.lead + (0 if self.typed else _indent(text))
         return opens_block(self.typed + text + self.rest) == (self.below > width)
+
+    def lead_after(self, step: int, levels: int) -> str | None:
+        """The cursor line's indentation when it sits `levels` deeper than its neighbour above (step -1)
+        or below (+1), or None where that breaks the indentation.  After typed indentation: "" when the
+        typed indentation agrees (deeper, level or shallower).  At the start of a blank line: the
+        indentation itself, which must fit the line above (one level inside the block it opens, else
+        no deeper than it); a line deeper than the one below takes the level the line above allows
+        (how much deeper, a pair of lines cannot say)."""
+        if self.margin is None:
+            near = self.above if step < 0 else self.below
+            if near is None:
+                return None
+            return "" if (self.lead > near) - (self.lead < near) == (levels > 0) - (levels < 0) else None
+        m = self.margin
+        if step < 0:
+            lead = _shifted(m.above, levels, m.unit)
+        elif m.below is None:
+            return None
+        elif levels > 0:
+            lead = m.above + m.unit if m.opens else min(m.below + m.unit * levels, m.above, key=len)
+        else:
+            lead = _shifted(m.below, levels, m.unit)
+        if lead is None or (lead != m.above + m.unit if m.opens else len(lead) > len(m.above)):
+            return None
+        return lead
 
     def rows_like(self, pieces: list[str], tail: str = "$") -> list[int]:
         """The rows near the cursor's (`SHAPE_ROWS`), not its own, whose line is the text `pieces`
@@ -197,8 +227,9 @@ class _Cursor:
             j += step
         return "", -1
 
-    def continuation(self, line: str) -> str | None:
-        """The rest of the cursor line if it becomes `line` (None when `line` does not fit)."""
+    def continuation(self, line: str, lead: str | None = None) -> str | None:
+        """The rest of the cursor line if it becomes `line` (None when `line` does not fit); `lead`: the
+        indentation it takes at the start of a blank line, where the source knows it (else `_Margin`)."""
         if not line.startswith(self.typed) or len(line) <= len(self.typed):
             return None
         text = line[len(self.typed) :]
@@ -206,7 +237,9 @@ class _Cursor:
             text = text[: -len(self.rest)]
         if not text.strip() or len(text) > MAX_DRAFT_CHARS:
             return None
-        return text if self.margin is None else self.margin.of(text) + text
+        if self.margin is None:
+            return text
+        return (self.margin.of(text) if lead is None else lead) + text
 
 
 def line_drafts(
@@ -217,11 +250,13 @@ def line_drafts(
     document: str | None = None,
     limit: int = 4,
     evidence: Evidence = EVIDENCE,
+    library: LineLibrary | None = None,
 ) -> list[Draft]:
     """The best `limit` drafts for the cursor between `prefix` and `suffix`.  `document` is the
-    current document's key in `index`: its entry (maybe stale) is left out, the live text is used."""
+    current document's key in `index`: its entry (maybe stale) is left out, the live text is used;
+    `library`: the corpus's recurring line pairs (`runtime.library`)."""
     cur = _Cursor.of(prefix, suffix)
-    found = _candidates(cur, index, document, set(evidence.weights))
+    found = _candidates(cur, index, document, set(evidence.weights), library)
     return ranked(found, evidence, limit, fits=cur.fits)
 
 
@@ -243,11 +278,19 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+def _shifted(lead: str, levels: int, unit: str) -> str | None:
+    """`lead` made `levels` deeper (shallower when negative; None past the left margin)."""
+    if levels >= 0:
+        return lead + unit * levels
+    cut = len(unit) * -levels
+    return lead[:-cut] if len(lead) >= cut else None
+
+
 def _lead(line: str) -> str:
     return line[: _indent(line)]
 
 
-def _unit(lines: list[str]) -> str:
+def indent_unit(lines: list[str]) -> str:
     """One level of indentation in `lines`: the commonest step from a line that opens a block to the
     next non-blank one (a tab where that step is a tab), four spaces when no block is in sight."""
     steps: Counter[str] = Counter()
@@ -265,22 +308,27 @@ def candidates(
     *,
     document: str | None = None,
     kinds: set[tuple[str, str]] | None = None,
+    library: LineLibrary | None = None,
 ) -> Counter[tuple[str, str, str]]:
     """Every candidate text with its occurrences per kind and place: (text, how, where) -> n.
     `kinds`: the (how, where) pairs to look for (None: all)."""
-    return _candidates(_Cursor.of(prefix, suffix), index, document, kinds)
+    return _candidates(_Cursor.of(prefix, suffix), index, document, kinds, library)
 
 
 def _candidates(
-    cur: _Cursor, index: WorkspaceIndex | None, document: str | None, kinds: set[tuple[str, str]] | None
+    cur: _Cursor,
+    index: WorkspaceIndex | None,
+    document: str | None,
+    kinds: set[tuple[str, str]] | None,
+    library: LineLibrary | None = None,
 ) -> Counter[tuple[str, str, str]]:
     found: Counter[tuple[str, str, str]] = Counter()
     taken: Counter[tuple[str, str]] = Counter()
 
-    def add(line: str, how: str, where: str, n: int = 1) -> None:
+    def add(line: str, how: str, where: str, n: int = 1, lead: str | None = None) -> None:
         if (kinds is not None and (how, where) not in kinds) or taken[how, where] >= MAX_MATCHES:
             return
-        text = cur.continuation(line)
+        text = cur.continuation(line, lead)
         if text is not None:
             found[text, how, where] += n
             taken[how, where] += 1
@@ -292,6 +340,8 @@ def _candidates(
         add,
         lambda how: kinds is None or {(how, "workspace"), ("renamed", "workspace")} & kinds,
     )
+    if library is not None:
+        _library(cur, library, add)
     if cur.typed:
         for j, line in enumerate(cur.lines):
             if j != cur.row and line.startswith(cur.typed):
@@ -329,6 +379,21 @@ def _neighbours(
             for line, n in lookup(alike, exclude=document):
                 add(line, how + "~", "workspace", n)
                 _renamed(ours, alike, line, "workspace", add, n)
+
+
+def _library(cur: _Cursor, library: LineLibrary, add: Add) -> None:
+    """The library's lines that follow the line above the cursor and precede the line below, each
+    with the indentation step the corpus puts between them: at the start of a blank line the draft
+    takes that indentation; after typed indentation, a pair whose step goes the other way is left out."""
+    for step, how, lookup in ((-1, "follows", library.followers), (+1, "precedes", library.leaders)):
+        near = cur.neighbour(step)[0]
+        if not near:
+            continue
+        for line, n, levels in lookup(near, MAX_MATCHES):
+            levels = levels if step < 0 else -levels  # from the neighbour to the cursor's line
+            lead = cur.lead_after(step, levels)
+            if lead is not None:
+                add(line, how, "library", n, lead)
 
 
 def _file_neighbours(cur: _Cursor, add: Add) -> None:

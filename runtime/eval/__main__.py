@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from runtime import library
 from runtime.eval import heldout, humaneval
+from runtime.library import LineLibrary
 from runtime.load import load_embedded, resolve
 from runtime.measure import cpu_name, percentile
 from runtime.model import count_params
@@ -44,6 +46,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32 or bfloat16")
     p.add_argument("--out", type=Path, default=Path("docs/eval.md"))
     p.add_argument("--no-baseline", action="store_true", help="skip the empty-middle reference rows")
+    p.add_argument(
+        "--library",
+        default="default",
+        help="line library of the workspace and editor rows: 'default' (shipped), a file or none",
+    )
     p.add_argument("--third-party", type=Path, default=heldout.THIRD_PARTY_CORPUS,
                    help="a corpus whose other held-out packages get rows too (none: skipped)")  # fmt: skip
     return p
@@ -53,7 +60,7 @@ Add = Callable[..., None]
 """add(benchmark, setting, n, score, note="") records one row of the table."""
 
 
-def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
+def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add, lib: LineLibrary | None) -> None:
     for bench in a.benchmarks.split(","):
         problems = humaneval.load_problems(bench)[: a.limit]
         for setting in a.settings.split(","):
@@ -65,7 +72,7 @@ def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
             def completer(
                 pr: humaneval.Problem, setting: str = setting, bench: str = bench, ms: list[float] = ms
             ) -> str:
-                res = engine.infill(humaneval.request(engine, pr, bench, setting, ctx))
+                res = engine.infill(humaneval.request(engine, pr, bench, setting, ctx, lib))
                 ms.append(res.stats.ms)
                 return humaneval.finish(res.text, bench)
 
@@ -77,7 +84,7 @@ def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
             add(f"HumanEval {bench} pass@1", "empty middle (ref)", r["n"], r["pass@1"])
 
 
-def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
+def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add, lib: LineLibrary | None) -> None:
     tasks = list(heldout.iter_tasks(a.heldout_n))
     res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy)
     for kind in (*heldout.KINDS, "all_single_line"):
@@ -86,14 +93,14 @@ def heldout_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
                 f"p50 {res[kind]['ms_p50']:.0f} ms/infill")  # fmt: skip
     single = [t for t in tasks if t.kind in heldout.SINGLE_LINE_KINDS]
     indexes = heldout.package_indexes()
-    res = heldout.evaluate(engine, single, context_tokens=ctx, policy=a.policy, indexes=indexes)
+    res = heldout.evaluate(engine, single, context_tokens=ctx, policy=a.policy, indexes=indexes, library=lib)
     for kind in (*heldout.SINGLE_LINE_KINDS, "all_single_line"):
         if kind in res:
             add(f"held-out exact match: {kind}", "workspace", int(res[kind]["n"]), res[kind]["exact_match"],
                 f"p50 {res[kind]['ms_p50']:.0f} ms/infill (line drafts, package as workspace)")  # fmt: skip
 
 
-def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
+def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add, lib: LineLibrary | None) -> None:
     """Single-line rows, alone and with the workspace, on the held-out packages of `--third-party` that
     the first corpus does not hold out (corpus v2's pinned third-party packages, httpx and markdown-it-py)."""
     try:
@@ -106,7 +113,9 @@ def third_party_rows(engine, a: argparse.Namespace, ctx: int, add: Add) -> None:
     names = ", ".join(sorted({d.package.removeprefix("site:") for d in docs}))
     tasks = list(heldout.iter_tasks(a.heldout_n, kinds=heldout.SINGLE_LINE_KINDS, docs=docs))
     for setting, indexes in (("unknown", None), ("workspace", heldout.package_indexes(docs))):
-        res = heldout.evaluate(engine, tasks, context_tokens=ctx, policy=a.policy, indexes=indexes)
+        res = heldout.evaluate(
+            engine, tasks, context_tokens=ctx, policy=a.policy, indexes=indexes, library=indexes and lib
+        )
         row = res["all_single_line"]
         add(f"held-out exact match: single-line, {names}", setting, int(row["n"]), row["exact_match"],
             f"p50 {row['ms_p50']:.0f} ms/infill")  # fmt: skip
@@ -124,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bench:34} {setting:18} {n:5d} {100 * score:6.1f}%  {note}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    humaneval_rows(engine, a, ctx, add)
+    path = library.resolve(a.library)
+    lib = None if path is None else library.cached(path)
+    humaneval_rows(engine, a, ctx, add, lib)
     if a.heldout_n:
-        heldout_rows(engine, a, ctx, add)
-        third_party_rows(engine, a, ctx, add)
+        heldout_rows(engine, a, ctx, add, lib)
+        third_party_rows(engine, a, ctx, add, lib)
     total = time.perf_counter() - started
     compute = str(engine.compute_dtype or torch.float32).removeprefix("torch.")
     table = render(
@@ -141,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(
-    a, name: str, params: int, trained: dict, ctx: int, rows, total: float, compute: str = "float32",
+    a,
+    name: str,
+    params: int,
+    trained: dict,
+    ctx: int,
+    rows,
+    total: float,
+    compute: str = "float32",
     decoding: str = "",
 ) -> str:
     lines = [
@@ -157,12 +175,15 @@ def render(
         "",
         f"Reproduce: `python -m runtime.eval --model {a.model} --heldout-n {a.heldout_n}"
         + (f" --limit {a.limit}" if a.limit else "")
+        + (f" --library {a.library}" if a.library != "default" else "")
         + "`. HumanEval: one greedy completion per task, run in a subprocess with a "
         f"{humaneval.TIMEOUT_S:.0f} s timeout; `unknown` = default canvas, `oracle` = the text is exactly as "
         "many tokens as the canonical middle (the canvas keeps its size: slots past that start as pad, "
         "pad is banned before), `editor` = as an editor asks on the blank line where the middle goes (the "
-        "cursor at its start; single lines get the line drafts the server takes from the document itself). "
-        "Held-out: packages never trained on (see docs/training.md).",
+        "cursor at its start; single lines get the line drafts the server takes from the document itself"
+        + (" and from its line library" if a.library not in ("", "none") else "")
+        + "). Held-out: packages never trained on (see docs/training.md); `workspace` = line drafts from the "
+        "task's package" + (" and the line library" if a.library not in ("", "none") else "") + ".",
         "",
         "| benchmark | setting | n | score | notes |",
         "| --- | --- | ---: | ---: | --- |",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.backends.base import Backend
+from runtime.library import LineLibrary
 from runtime.retrieval import line_drafts
 from runtime.snippets import workspace_snippets
 from runtime.train.corpus import HELDOUT_PACKAGES, SourceFile, collect, read_shards
@@ -163,12 +164,14 @@ def workspace_request(
     indexes: dict[str, WorkspaceIndex],
     limit: int = 4,
     snippet_tokens: int = 0,
+    library: LineLibrary | None = None,
 ) -> InfillRequest:
     """`req` with (at most `limit`) line drafts from the task's package, its own file left out
     (the task's prefix and suffix stand for it, as an open buffer would), and, for a model that
     reads them (`snippet_tokens` > 0: its `Backend.snippet_tokens`), context snippets too."""
     package, path, _ = task.source.rsplit(":", 2)
-    drafts = line_drafts(task.prefix, task.suffix, indexes[package], document=path, limit=limit)
+    index = indexes[package]
+    drafts = line_drafts(task.prefix, task.suffix, index, document=path, limit=limit, library=library)
     req = dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
     if snippet_tokens <= 0:
         return req
@@ -183,16 +186,17 @@ def evaluate(
     context_tokens: int = 1024,
     policy: str = "adaptive",
     indexes: dict[str, WorkspaceIndex] | None = None,
+    library: LineLibrary | None = None,
 ) -> dict[str, dict[str, float]]:
     """{kind: {"n", "exact_match", "ms_p50"}} plus an "all_single_line" row.  With `indexes`
-    (see `package_indexes`), single-line tasks get line drafts from their package (and context
-    snippets, for a model that reads them)."""
+    (see `package_indexes`), single-line tasks get line drafts from their package and `library` (and
+    context snippets, for a model that reads them)."""
     hits: dict[str, list[bool]] = {}
     ms: dict[str, list[float]] = {}
     for task in tasks:
         req = request_for(task, context_tokens, policy)
         if indexes is not None and task.kind in SINGLE_LINE_KINDS:
-            req = workspace_request(task, req, indexes, snippet_tokens=engine.snippet_tokens)
+            req = workspace_request(task, req, indexes, snippet_tokens=engine.snippet_tokens, library=library)
         res = engine.infill(req)
         hits.setdefault(task.kind, []).append(is_exact(res.text, task.middle))
         ms.setdefault(task.kind, []).append(res.stats.ms)

@@ -15,7 +15,8 @@ Settings:
 * ``editor``: as an editor asks on the line benchmarks, whose middle is whole lines: the cursor at the
   start of a blank line (the suffix begins with that line's end), length unknown, and on single lines
   the line drafts the server takes from the document itself (`runtime.retrieval.line_drafts`, no other
-  file: the task is its whole workspace); on the other benchmarks the same as ``unknown``.
+  file: the task is its whole workspace) and from the line library it ships (`runtime.library`, unless
+  the evaluation is told `--library none`); on the other benchmarks the same as ``unknown``.
 
 Line benchmarks mask whole lines, so their completions are cut at the first newline
 (`single_line`) and given one back.
@@ -39,6 +40,7 @@ from runtime.backends.embedded import EmbeddedBackend
 from runtime.canvas import canvas_target
 from runtime.context import build_context
 from runtime.eval.heldout import task_request
+from runtime.library import LineLibrary
 from runtime.retrieval import line_drafts
 from runtime.text import first_line
 from runtime.types import InfillRequest
@@ -121,13 +123,18 @@ def run_program(source: str, timeout: float = TIMEOUT_S) -> bool:
 
 
 def request(
-    engine: EmbeddedBackend, problem: Problem, benchmark: str, setting: str, context_tokens: int
+    engine: EmbeddedBackend,
+    problem: Problem,
+    benchmark: str,
+    setting: str,
+    context_tokens: int,
+    library: LineLibrary | None = None,
 ) -> InfillRequest:
     line = benchmark == "single-line"
     if setting == "unknown" or (setting == "editor" and benchmark not in LINE_BENCHMARKS):
         return task_request(problem.prompt, problem.suffix, single_line=line, context_tokens=context_tokens)
     if setting == "editor":
-        return editor_request(problem, line, context_tokens)
+        return editor_request(problem, line, context_tokens, library)
     if setting != "oracle":
         raise ValueError(f"unknown setting {setting!r} (choose from {', '.join(SETTINGS)})")
     ctx = build_context(engine.tok, problem.prompt, problem.suffix, context_tokens)
@@ -142,14 +149,17 @@ def request(
     )
 
 
-def editor_request(problem: Problem, single_line: bool, context_tokens: int) -> InfillRequest:
+def editor_request(
+    problem: Problem, single_line: bool, context_tokens: int, library: LineLibrary | None = None
+) -> InfillRequest:
     """The request an editor makes with the cursor at the start of a blank line where the middle goes
-    (its completion then fills that line, so `program` needs nothing else)."""
+    (its completion then fills that line, so `program` needs nothing else); `library`: the line library
+    the server ships (`runtime.library`), as the server adds it."""
     suffix = "\n" + problem.suffix
     req = task_request(problem.prompt, suffix, single_line=single_line, context_tokens=context_tokens)
     if not single_line:
         return req
-    drafts = line_drafts(problem.prompt, suffix)
+    drafts = line_drafts(problem.prompt, suffix, library=library)
     return dataclasses.replace(req, drafts=tuple((d.text, d.score) for d in drafts))
 
 

@@ -1,4 +1,4 @@
-"""`python -m runtime.train <command> ...`: corpus, tokenizer, train, val.
+"""`python -m runtime.train <command> ...`: corpus, tokenizer, train, val, library.
 
 `main(argv)` is the entry the CLI wires as `dg-lsp train ...`.
 """
@@ -12,6 +12,7 @@ COMMANDS = {
     "tokenizer": "runtime.train.tokenizer_train",
     "train": "runtime.train.trainer",
     "val": "runtime.train.validate",
+    "library": "runtime.train.library",
 }
 
 

@@ -164,3 +164,23 @@ def test_infill_with_a_workspace_and_a_snippet_layout_reports_the_snippet(capsys
     for other in (["--model", "default"], ["--model", str(snippet_model), "--snippet-tokens", "0"]):
         code, _, err = run(capsys, "infill", *where, *other)
         assert code == 0 and " snippet_tokens=0 snippets=none " in err
+
+
+def test_infill_with_a_workspace_takes_drafts_from_the_line_library(capsys, tmp_path):
+    """--line-library FILE: a line found only in the library's pairs; a file that is no library is a
+    clear error (exit 2)."""
+    from runtime import library
+
+    (tmp_path / "ws").mkdir()
+    doc = tmp_path / "ws" / "m.py"
+    doc.write_text("def f(qx_seen):\n    if qx_seen:\n        \n        log()\n")
+    lib = tmp_path / "lines.tsv.gz"
+    library.write(lib, [(30, 1, "if qx_seen:", "return qx_hit")], {"corpus": "test"})
+    args = ["infill", f"{doc}:3:9", "--model", "tiny", "--workspace", str(tmp_path / "ws"), "--single-line"]
+    code, text, _ = run(capsys, *args, "--line-library", str(lib))
+    assert code == 0 and text == "return qx_hit\n"
+    code, text, _ = run(capsys, *args, "--line-library", "")
+    assert code == 0 and text != "return qx_hit\n"
+    (tmp_path / "bad.tsv.gz").write_bytes(b"not gzip")
+    code, _, err = run(capsys, *args, "--line-library", str(tmp_path / "bad.tsv.gz"))
+    assert code == 2 and "bad.tsv.gz" in err

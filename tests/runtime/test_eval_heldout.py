@@ -99,6 +99,7 @@ def test_the_eval_adds_rows_for_the_other_corpus_held_out_packages(tiny_backend,
     import argparse
 
     from runtime.eval import __main__ as ev
+    from runtime.library import LineLibrary
     from runtime.train.corpus import write_shards
 
     first = SourceFile("stdlib:json", "PSF-2.0", "json/fake.py", TEXT)
@@ -108,12 +109,12 @@ def test_the_eval_adds_rows_for_the_other_corpus_held_out_packages(tiny_backend,
     assert ev.heldout.third_party_documents(tmp_path / "v2") == [third]  # `line_drafts.py --third-party`
     rows = []
     a = argparse.Namespace(third_party=tmp_path / "v2", heldout_n=2, policy="adaptive")
-    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row))
+    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row), LineLibrary([]))
     assert [(r[0], r[1], r[2]) for r in rows] == [
         ("held-out exact match: single-line, thirdparty", "unknown", 4),
         ("held-out exact match: single-line, thirdparty", "workspace", 4),
     ]
     a.third_party = tmp_path / "absent"
     rows.clear()
-    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row))
+    ev.third_party_rows(tiny_backend, a, 128, lambda *row: rows.append(row), None)
     assert rows == []

@@ -138,3 +138,19 @@ def test_the_editor_setting_asks_on_the_blank_line_with_the_documents_drafts(tin
     assert request(tiny_backend, p, "random-span", "editor", 1024) == request(
         tiny_backend, p, "random-span", "unknown", 1024
     )
+
+
+def test_the_editor_setting_adds_the_line_librarys_drafts(tiny_backend):
+    """With the line library the server ships (here a small one), a line the document lacks comes
+    from the library's pairs, with the indentation the pair's step gives (out of the loop after a
+    return; short lines: the tiny model's canvas is 16 slots)."""
+    from runtime.library import LineLibrary
+
+    prompt = "def has(xs, t):\n    for x in xs:\n        if x == t:\n            return 1\n"
+    p = Problem("t/1", prompt, "", "    return 0\n", "def check(f):\n    assert f([1], 2) == 0\n", "has")
+    lib = LineLibrary([(300, -2, "return 1", "return 0"), (200, -1, "return 1", "return 0")])
+    assert request(tiny_backend, p, "single-line", "editor", 1024).drafts == ()
+    req = request(tiny_backend, p, "single-line", "editor", 1024, lib)
+    assert [d for d, _ in req.drafts] == ["    return 0", "        return 0"]
+    completion = finish(tiny_backend.infill(req).text, "single-line")
+    assert completion == p.canonical_solution and run_program(program(p, completion))

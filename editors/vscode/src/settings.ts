@@ -24,6 +24,7 @@ export const SERVER_KEYS = [
   'workspaceMaxFileBytes',
   'workspaceMaxBytes',
   'drafts',
+  'lineLibrary',
   'snippets',
   'snippetTokens',
   'maxDenoisingSteps',
