@@ -25,6 +25,10 @@ workspace (`runtime.workspace.WorkspaceIndex`, the current document's own entry 
     ngram     the text after another occurrence of the last two tokens typed (prompt lookup)
     ngram4    the same with the last four tokens
 
+With a line library (`runtime.library`: pairs of lines that recur across the training corpus's
+packages), `follows` and `precedes` also come from its pairs (place `library`), each with the
+indentation step the pair carries (`_Cursor.lead_after`).
+
 A candidate's score adds, over the kinds and places that found it, the kind's weight times
 log(1 + occurrences) (`Evidence`); the best `limit` distinct drafts are returned.  Lines are matched
 stripped; at the start of a blank line (column 0) a draft carries the indentation that line needs
@@ -114,7 +118,7 @@ class Draft:
     how: str
     """prefix, follows, precedes, between, follows~, precedes~, renamed or ngram."""
     where: str
-    """file (the current document) or workspace."""
+    """file (the current document), workspace or library."""
 
 
 @dataclass(frozen=True)

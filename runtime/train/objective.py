@@ -45,6 +45,9 @@ from torch import Tensor
 
 from runtime.canvas import canvas_target
 from runtime.context import CHARS_PER_TOKEN, PREFIX_LINE_QUANTUM, build_context
+from runtime.library import LineLibrary
+from runtime.library import cached as cached_library
+from runtime.library import resolve as resolve_library
 from runtime.retrieval import line_drafts
 from runtime.snippets import WINDOW_LINES, workspace_snippets
 from runtime.tokenizer import Tokenizer
@@ -78,6 +81,9 @@ class ObjectiveConfig:
     )
     """Where a sample's draft comes from (a sample whose retrieval finds nothing takes the right
     text or a corrupted one)."""
+    draft_library: str = "default"
+    """The line library whose drafts the server adds (`runtime.library`: "default" the shipped
+    file, a path, or "" for none), so that retrieved drafts are drawn from the same kinds."""
     draft_visible: float = 0.5
     snippets: float = 0.0
     """Fraction of samples with context snippets (needs the documents' package and path)."""
@@ -310,7 +316,9 @@ class SampleStream:
         source = self.rng.choices(self.source_names, self.source_weights)[0]
         if source == "retrieved":
             package, path = self.keys[i]
-            found = line_drafts(split.prefix, split.suffix, self.index(package), document=path)
+            found = line_drafts(
+                split.prefix, split.suffix, self.index(package), document=path, library=self.library()
+            )
             if found:
                 return self.rng.choice(found).text
             source = self.rng.choice(("right", "corrupted"))
@@ -319,6 +327,10 @@ class SampleStream:
         if source == "right":
             return split.middle
         return corrupt_draft(split.middle, split.prefix[-4000:] + split.suffix[:4000], self.rng)
+
+    def library(self) -> LineLibrary | None:
+        path = resolve_library(self.cfg.draft_library)
+        return None if path is None else cached_library(path)
 
     def index(self, package: str) -> WorkspaceIndex:
         if package not in self._indexes:

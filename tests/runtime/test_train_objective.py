@@ -248,3 +248,18 @@ def test_stream_puts_package_snippets_before_the_context(tok):
         make_sample(tok, split, 96, 16, random.Random(0)).context
     )
     assert stream.batch(4).ids.shape[0] == 4  # batches draw a snippet budget and still build
+
+
+def test_retrieved_drafts_come_from_the_line_library_too(tok, tmp_path):
+    """`draft_library`: the samples' retrieved drafts include the library's, as the server's do."""
+    from runtime import library
+
+    lib = tmp_path / "lines.tsv.gz"
+    library.write(lib, [(40, 1, "if qx_seen:", "return qx_hit")], {"corpus": "test"})
+    docs = ["def a(qx_seen):\n    if qx_seen:\n        return 1\n" + module(3)]
+    split = Split("def a(qx_seen):\n    if qx_seen:\n        ", "return 1", "\n", "rest_of_line")
+    for spec, want in ((str(lib), "return qx_hit"), ("", None)):
+        cfg = ObjectiveConfig(drafts=1.0, draft_sources={"retrieved": 1.0}, draft_library=spec)
+        stream = SampleStream(tok, docs, cfg, seed=0, keys=[("site:one", "a.py")])
+        got = stream.draft(0, split)
+        assert (got == want) if want else got != "return qx_hit"
