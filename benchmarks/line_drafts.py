@@ -42,7 +42,7 @@ from runtime.eval.heldout import (  # noqa: E402
     package_indexes,
     third_party_documents,
 )
-from runtime.library import LineLibrary, cached, resolve  # noqa: E402
+from runtime.library import LineLibrary, from_setting  # noqa: E402
 from runtime.measure import cpu_name, percentile  # noqa: E402
 from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked, shape_check  # noqa: E402
 
@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     docs = third_party_documents() if a.third_party else heldout_documents()
-    path = resolve(a.library)
-    cases, ms = gather(a.n, seeds, docs, None if path is None else cached(path))
+    cases, ms = gather(a.n, seeds, docs, from_setting(a.library))
     packages = ", ".join(sorted({d.package for d in docs}))
     print(
         f"{len(cases)} held-out tasks (seeds {a.seeds}; {packages}), each package its own workspace; "

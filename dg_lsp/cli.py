@@ -190,9 +190,8 @@ def _drafts(args: argparse.Namespace, index, prefix: str, suffix: str, document:
     from runtime import library
     from runtime.retrieval import line_drafts
 
-    path = library.resolve(args.line_library)
     try:
-        lib = None if path is None else library.cached(path)
+        lib = library.from_setting(args.line_library)
     except library.LibraryError as e:
         raise UserError(f"--line-library: {e}") from None
     key = str(document.resolve()) if document is not None else None

@@ -65,15 +65,13 @@ class WorkspaceFeed:
     def load_library(self, spec: str) -> str | None:
         """Blocking (run it in a thread): load the `lineLibrary` setting's file; returns what went
         wrong (the drafts then come from the workspace alone), None when it loaded or none is wanted."""
-        path = library.resolve(spec)
-        if path is None:
-            return None
         try:
-            self.library = library.cached(path)
+            self.library = library.from_setting(spec)
         except library.LibraryError as e:
             log.warning("line library not loaded: %s", e)
             return str(e)
-        log.info("line library: %d line pairs from %s", len(self.library), path)
+        if self.library is not None:
+            log.info("line library: %d line pairs (%s)", len(self.library), spec)
         return None
 
     # ------------------------------------------------------------------ folders

@@ -150,6 +150,13 @@ def cached(path: Path) -> LineLibrary:
     return load(path)
 
 
+def from_setting(spec: str) -> LineLibrary | None:
+    """The library a setting names (`resolve`), loaded once per process (`cached`); None for none.
+    An unreadable file raises LibraryError."""
+    path = resolve(spec)
+    return None if path is None else cached(path)
+
+
 def _rows(lines: Iterable[str], path: Path) -> Iterator[tuple[int, int, str, str]]:
     for k, raw in enumerate(lines, start=2):
         parts = raw.rstrip("\n").split("\t")

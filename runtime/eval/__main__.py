@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bench:34} {setting:18} {n:5d} {100 * score:6.1f}%  {note}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    path = library.resolve(a.library)
-    lib = None if path is None else library.cached(path)
+    lib = library.from_setting(a.library)
     humaneval_rows(engine, a, ctx, add, lib)
     if a.heldout_n:
         heldout_rows(engine, a, ctx, add, lib)

@@ -46,8 +46,7 @@ from torch import Tensor
 from runtime.canvas import canvas_target
 from runtime.context import CHARS_PER_TOKEN, PREFIX_LINE_QUANTUM, build_context
 from runtime.library import LineLibrary
-from runtime.library import cached as cached_library
-from runtime.library import resolve as resolve_library
+from runtime.library import from_setting as library_from_setting
 from runtime.retrieval import line_drafts
 from runtime.snippets import WINDOW_LINES, workspace_snippets
 from runtime.tokenizer import Tokenizer
@@ -329,8 +328,7 @@ class SampleStream:
         return corrupt_draft(split.middle, split.prefix[-4000:] + split.suffix[:4000], self.rng)
 
     def library(self) -> LineLibrary | None:
-        path = resolve_library(self.cfg.draft_library)
-        return None if path is None else cached_library(path)
+        return library_from_setting(self.cfg.draft_library)
 
     def index(self, package: str) -> WorkspaceIndex:
         if package not in self._indexes:
