@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 from lsprotocol import types as t
-from pygls.lsp.client import LanguageClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "benchmarks" / "data" / "textwrap_excerpt.py"
 sys.path.insert(0, str(ROOT))
 
-from runtime.measure import percentile  # noqa: E402 - after the path set-up
+from benchmarks.lsp_client import serve  # noqa: E402 - after the path set-up
+from runtime.measure import percentile  # noqa: E402
 
 
 async def replay(
@@ -38,34 +38,11 @@ async def replay(
     offset = sum(len(x) for x in lines[:start_line])
     region = text[offset : offset + chars]
     doc = text[:offset] + text[offset + chars :]
-    client = LanguageClient("lsp-latency-bench", "0")
-    statuses: list[str] = []
-    ready = asyncio.Event()
-
-    @client.feature("dg/status")
-    def on_status(ls, params):
-        state = params.get("state") if isinstance(params, dict) else params.state
-        statuses.append(state)
-        if state in ("ready", "error"):
-            ready.set()
-
-    @client.feature(t.WINDOW_LOG_MESSAGE)
-    def on_log(ls, params):
-        pass
-
-    await client.start_io(sys.executable, "-m", "dg_lsp", "serve", "--log-level", "WARNING", cwd=str(ROOT))
-    caps = t.ClientCapabilities(text_document=t.TextDocumentClientCapabilities(
-        inline_completion=t.InlineCompletionClientCapabilities()))
-    options = {"dgLsp": {"model": model, "threads": threads, "dtype": dtype}}
-    await client.initialize_async(t.InitializeParams(capabilities=caps, initialization_options=options))
-    client.initialized(t.InitializedParams())
-    await asyncio.wait_for(ready.wait(), 300)
-    if statuses[-1] == "error":
-        raise SystemExit(f"model {model!r} failed to load")
+    served = await serve({"model": model, "threads": threads, "dtype": dtype}, name="lsp-latency-bench")
+    client = served.client
     uri = SAMPLE.as_uri()
-    client.text_document_did_open(t.DidOpenTextDocumentParams(
-        text_document=t.TextDocumentItem(uri=uri, language_id="python", version=1, text=doc)))
-    warm = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="dg.stats"))
+    served.open(uri, doc)
+    warm = await served.stats()
 
     line, col = start_line, 0
     sent: list[tuple[int, float]] = []
@@ -76,9 +53,13 @@ async def replay(
     async def ask(seq: int, pos: t.Position) -> None:
         nonlocal superseded
         t0 = time.perf_counter()
-        result = await client.text_document_inline_completion_async(t.InlineCompletionParams(
-            text_document=t.TextDocumentIdentifier(uri=uri), position=pos,
-            context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Automatic)))
+        result = await client.text_document_inline_completion_async(
+            t.InlineCompletionParams(
+                text_document=t.TextDocumentIdentifier(uri=uri),
+                position=pos,
+                context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Automatic),
+            )
+        )
         ms = (time.perf_counter() - t0) * 1000
         if seq < len(sent) - 1 and not (result and result.items):
             superseded += 1
@@ -90,17 +71,20 @@ async def replay(
     for i, ch in enumerate(region):
         await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))  # the typist's clock
         pos = t.Position(line=line, character=col)
-        client.text_document_did_change(t.DidChangeTextDocumentParams(
-            text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=i + 2),
-            content_changes=[t.TextDocumentContentChangePartial(range=t.Range(start=pos, end=pos), text=ch)]))
+        client.text_document_did_change(
+            t.DidChangeTextDocumentParams(
+                text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=i + 2),
+                content_changes=[
+                    t.TextDocumentContentChangePartial(range=t.Range(start=pos, end=pos), text=ch)
+                ],
+            )
+        )
         line, col = (line + 1, 0) if ch == "\n" else (line, col + 1)
         sent.append((i, time.perf_counter()))
         pending.append(asyncio.ensure_future(ask(i, t.Position(line=line, character=col))))
     await asyncio.gather(*pending)
-    s = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="dg.stats"))
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
+    s = await served.stats()
+    await served.stop()
     lookups = s["contextCacheLookups"] - warm["contextCacheLookups"]
     hits = s["contextCacheHits"] - warm["contextCacheHits"]
     return {
@@ -131,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.load import DEFAULT_MODEL_DIR
 
         if not DEFAULT_MODEL_DIR.exists():
-            print(f"WARNING: {DEFAULT_MODEL_DIR} is missing; measuring the random-weight 'tiny' model "
-                  "instead (latency plumbing only, not the shipped model)", file=sys.stderr)
+            print(
+                f"WARNING: {DEFAULT_MODEL_DIR} is missing; measuring the random-weight 'tiny' model "
+                "instead (latency plumbing only, not the shipped model)",
+                file=sys.stderr,
+            )
             model = "tiny"
     rows = [
         asyncio.run(replay(model, s, args.chars, args.start_line, args.threads, args.dtype))
@@ -140,12 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     typed = f"{args.chars} chars of {SAMPLE.name} from line {args.start_line}"
     print(f"model: {rows[0]['model']}   typed: {typed}")
-    print("| chars/s | requests | answered | p50 ms | p95 ms | p99 ms | cancelled | typing-cache hits "
-          "| context-cache hit rate |")
+    print(
+        "| chars/s | requests | answered | p50 ms | p95 ms | p99 ms | cancelled | typing-cache hits "
+        "| context-cache hit rate |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['speed']:g} | {r['requests']} | {r['answered']} | {r['p50']:.1f} | {r['p95']:.1f} "
-              f"| {r['p99']:.1f} | {r['cancelled']} | {r['typing_hits']} | {r['ctx_hit_rate']:.2f} |")
+        print(
+            f"| {r['speed']:g} | {r['requests']} | {r['answered']} | {r['p50']:.1f} | {r['p95']:.1f} "
+            f"| {r['p99']:.1f} | {r['cancelled']} | {r['typing_hits']} | {r['ctx_hit_rate']:.2f} |"
+        )
     return 0
 
 

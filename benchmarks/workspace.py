@@ -3,6 +3,7 @@ baseline, tokens per forward, latency with retrieval included, index build and u
 
     python benchmarks/workspace.py [--n 200] [--seed 0] [--threads 1] [--model FOLDER] [--quality-only]
                                    [--corpus data/corpus-v2 --packages site:httpx,site:markdown-it-py]
+                                   [--library default|FILE|none]
 
 Held-out single-line tasks (`runtime.eval.heldout`: the rest of the line after the indentation,
 and mid-line), each held-out package as the workspace of its own files, the task's own file left
@@ -13,7 +14,7 @@ which no model here was trained on), `--packages` keeps some of its packages.  R
 * model: the shipped model, no workspace;
 * copy heuristic: the most frequent other line of the same file, else of the package, that starts
   with what is typed on the cursor's line (its rest is the answer) -- the baseline to beat;
-* top draft: retrieval's best line draft, no model;
+* top draft: retrieval's best line draft (the package's and the line library's, `--library`), no model;
 * model + drafts: what the server does (drafts verified on canvases, `runtime.drafts`; and context
   snippets in the prompt for a model whose config.json declares the layout).
 
@@ -69,7 +70,9 @@ def copy_heuristic(task: HeldoutTask, index: WorkspaceIndex, path: str) -> str:
     return max(package, key=lambda x: x[1])[0][len(typed) :] if package else ""
 
 
-def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> dict[str, tuple[float, float]]:
+def typing(
+    backend, tasks: list[HeldoutTask], indexes, context_tokens: int, library=None
+) -> dict[str, tuple[float, float]]:
     """The typing case: each request run once to warm the context cache (the previous keystroke's
     context), then timed as the median of 3; retrieval included.  "row, pattern" -> (p50, p95) ms,
     the patterns: at the indentation of a new line (`line_rest`), inside a line (`mid_line`), both."""
@@ -80,7 +83,9 @@ def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> d
             req = request_for(task, context_tokens)
             t0 = time.perf_counter()
             if name != "model":
-                req = workspace_request(task, req, indexes, snippet_tokens=backend.snippet_tokens)
+                req = workspace_request(
+                    task, req, indexes, snippet_tokens=backend.snippet_tokens, library=library
+                )
             retrieval_ms = (time.perf_counter() - t0) * 1000
             backend.infill(req)
             warm = statistics.median(backend.infill(req).stats.ms for _ in range(3))
@@ -91,7 +96,7 @@ def typing(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> d
     return out
 
 
-def quality(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> list[dict]:
+def quality(backend, tasks: list[HeldoutTask], indexes, context_tokens: int, library=None) -> list[dict]:
     names = ("model", "copy heuristic", "top draft", "model + drafts")
     rows: dict[str, dict] = {
         n: {"hits": Counter(), "n": Counter(), "fw": 0, "tok": 0, "ms": []} for n in names
@@ -101,7 +106,9 @@ def quality(backend, tasks: list[HeldoutTask], indexes, context_tokens: int) -> 
         index = indexes[package]
         base = request_for(task, context_tokens)
         t0 = time.perf_counter()
-        with_drafts = workspace_request(task, base, indexes, snippet_tokens=backend.snippet_tokens)
+        with_drafts = workspace_request(
+            task, base, indexes, snippet_tokens=backend.snippet_tokens, library=library
+        )
         retrieval_ms = (time.perf_counter() - t0) * 1000
         answers = {
             "copy heuristic": (copy_heuristic(task, index, path), None, 0.0),
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index-mb", type=int, default=20, help="byte cap of the indexing run (64: 2,000 files)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="built corpus: its held-out split")
     ap.add_argument("--packages", default="", help="comma-separated held-out packages to keep (default: all)")
+    ap.add_argument("--library", default="default", help="line library: default, a file, or none")
     a = ap.parse_args(argv)
     if not a.indexing_only:
         with_model(a)
@@ -212,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def with_model(a: argparse.Namespace) -> None:
     """The exact-match table, snippet recall and (unless --quality-only) the typing table."""
+    from runtime.library import from_setting
     from runtime.load import load_backend
 
     backend = load_backend(a.model, threads=a.threads)
+    library = from_setting(a.library)
     docs = heldout_documents(a.corpus)
     if a.packages:
         docs = [d for d in docs if d.package in a.packages.split(",")]
@@ -224,11 +234,12 @@ def with_model(a: argparse.Namespace) -> None:
     print(f"# Workspace-aware infilling ({cpu_name()}, torch threads {a.threads}, {day}, "
           f"{backend.description})\n")  # fmt: skip
     packages = ", ".join(sorted({d.package for d in docs}))
-    print(f"{len(tasks)} held-out tasks (seed {a.seed}; {packages}), each package its own workspace; "
-          "ms include retrieval.\n")  # fmt: skip
+    pairs = f"the line library's {len(library):,} pairs" if library is not None else "no line library"
+    print(f"{len(tasks)} held-out tasks (seed {a.seed}; {packages}), each package its own workspace, "
+          f"{pairs}; ms include retrieval.\n")  # fmt: skip
     print("| row | exact line_rest % | exact mid_line % | exact all % | tokens/forward | p50 ms | p95 ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in quality(backend, tasks, indexes, a.context_tokens):
+    for r in quality(backend, tasks, indexes, a.context_tokens, library):
         tpf = f"{r['tpf']:.2f}" if r["tpf"] is not None else "-"
         print(f"| {r['name']} | {r['line_rest']:.1f} | {r['mid_line']:.1f} | {r['all']:.1f} | {tpf} | "
               f"{r['p50']:.1f} | {r['p95']:.1f} |")  # fmt: skip
@@ -240,7 +251,7 @@ def with_model(a: argparse.Namespace) -> None:
           f"p50 {sr['p50']:.1f} / p95 {sr['p95']:.1f} ms, cold).")  # fmt: skip
     if a.quality_only:
         return
-    warm = typing(backend, tasks[:: max(1, len(tasks) // 120)], indexes, a.context_tokens)
+    warm = typing(backend, tasks[:: max(1, len(tasks) // 120)], indexes, a.context_tokens, library)
     print("\nTyping (warm context cache, median of 3, retrieval included):\n")
     print("| row, typing pattern | p50 ms | p95 ms |\n| --- | ---: | ---: |")
     for name, (p50, p95) in warm.items():

@@ -18,8 +18,9 @@ import asyncio
 from typing import Any
 
 from lsprotocol import types as t
+from pygls.workspace import TextDocument
 
-from dg_lsp.context import eol_of, locate, site_at
+from dg_lsp.context import Cursor, Site, eol_of, locate, site_at
 from dg_lsp.documents import apply_edit, command_target, open_document, selected_completion
 from dg_lsp.edits import ACCEPTED_COMMAND, completion_item, inline_items, keep_line_ends, replace_edit
 from dg_lsp.markdown import RewritePlan
@@ -32,6 +33,7 @@ from dg_lsp.requests import (
     selection_request,
 )
 from dg_lsp.session import DgServer
+from runtime.types import InfillRequest
 
 FILL_SELECTION = "dg.fillSelection"
 REWRITE_MARKDOWN = "dg.rewriteMarkdown"
@@ -100,14 +102,21 @@ async def inline_completion(ls: DgServer, params: t.InlineCompletionParams) -> t
     site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, selected=selected, text=text)
     fills = None if site.typed else ls.typing.lookup(doc.uri, text, cursor.offset)
     if fills is None:
-        drafts = [] if site.typed else ls.line_drafts(doc.uri, text, cursor.offset)
-        snippets = ls.context_snippets(doc.uri, text, cursor.offset)
-        requests = inline_requests(site, ls.settings, invoked=invoked, drafts=drafts, snippets=snippets)
+        requests = site_requests(ls, doc, site, cursor, invoked=invoked)
         fills = offered_fills(await ls.fills(doc.uri, requests), requests, invoked=invoked)
     limit = INVOKED_ITEMS if invoked else AUTOMATIC_ITEMS
     shown = inline_items(lines, site, fills, encoding=ls.encoding, eol=eol_of(lines), limit=limit)
     ls.typing.remember(doc.uri, text, cursor.offset, [] if site.typed else shown.fills)
     return t.InlineCompletionList(items=shown.items)
+
+
+def site_requests(
+    ls: DgServer, doc: TextDocument, site: Site, cursor: Cursor, *, invoked: bool
+) -> list[InfillRequest]:
+    """The requests for a completion at `site`, with the line drafts and context snippets there."""
+    drafts = [] if site.typed else ls.line_drafts(doc.uri, doc.source, cursor.offset)
+    snippets = ls.context_snippets(doc.uri, doc.source, cursor.offset)
+    return inline_requests(site, ls.settings, invoked=invoked, drafts=drafts, snippets=snippets)
 
 
 @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions())
@@ -119,7 +128,7 @@ async def completion(ls: DgServer, params: t.CompletionParams) -> t.CompletionLi
     lines = doc.lines
     cursor = locate(lines, params.position.line, params.position.character, ls.encoding)
     site = site_at(lines, cursor, context_tokens=ls.settings.context_tokens, text=doc.source)
-    fills = await ls.fills(doc.uri, inline_requests(site, ls.settings, invoked=False))
+    fills = await ls.fills(doc.uri, site_requests(ls, doc, site, cursor, invoked=False))
     items = [completion_item(lines, site, f, encoding=ls.encoding, eol=eol_of(lines)) for f in fills]
     return t.CompletionList(is_incomplete=True, items=[i for i in items if i is not None])
 
@@ -133,16 +142,25 @@ async def fill_selection(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
     if result is None:
         return None
     old = doc.text[doc.start.offset : doc.end.offset]
-    edit = replace_edit(doc.lines, doc.start, doc.end, old, keep_line_ends(old, result.text),
-                        encoding=ls.encoding, eol=eol_of(doc.lines), shrink=False)
+    edit = replace_edit(
+        doc.lines,
+        doc.start,
+        doc.end,
+        old,
+        keep_line_ends(old, result.text),
+        encoding=ls.encoding,
+        eol=eol_of(doc.lines),
+        shrink=False,
+    )
     return await apply_edit(ls, doc, [edit], "dg: fill selection")
 
 
 @server.command(REWRITE_MARKDOWN)
 async def rewrite_markdown(ls: DgServer, *args: Any) -> t.WorkspaceEdit | None:
     """{uri, range?}: re-denoise the prose of a Markdown document, keeping its structure."""
-    doc = command_target(ls.workspace, args, REWRITE_MARKDOWN, ls.encoding, range_required=False,
-                         markdown_only=True)
+    doc = command_target(
+        ls.workspace, args, REWRITE_MARKDOWN, ls.encoding, range_required=False, markdown_only=True
+    )
     plan = RewritePlan(doc.text, doc.start.offset, doc.end.offset)
     async with ls.progress("dg-lsp: rewriting Markdown", len(plan.spans)) as step:
         for span in plan.spans:

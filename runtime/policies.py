@@ -69,11 +69,12 @@ class Policy:
 
 
 def _top(score: Tensor, masked: Tensor, k: int) -> Tensor:
-    """Bool mask of the k open slots with the highest score."""
+    """Bool mask of the k open slots with the highest score; among equal scores the leftmost slots
+    (`torch.topk` leaves ties to the implementation, which picked different slots on different CPUs)."""
     s = torch.where(masked, score, torch.full_like(score, -torch.inf))
     k = min(k, int(masked.sum()))
     out = torch.zeros_like(masked)
-    out[torch.topk(s, k).indices] = True
+    out[torch.sort(s, descending=True, stable=True).indices[:k]] = True
     return out
 
 
@@ -111,7 +112,7 @@ def entropy_bounded(entropy: Tensor, masked: Tensor, gamma: float) -> Tensor:
     """Largest set of lowest-entropy open slots whose summed entropy minus its max <= gamma
     (EB-sampler).  Always at least one slot when any is open."""
     h = torch.where(masked, entropy, torch.full_like(entropy, torch.inf))
-    order = torch.argsort(h)  # ascending
+    order = torch.argsort(h, stable=True)  # ascending; ties: the leftmost first
     n_open = int(masked.sum())
     hs = h[order[:n_open]]
     within = (torch.cumsum(hs, 0) - hs) <= gamma  # sorted, so the max of the first k is the k-th

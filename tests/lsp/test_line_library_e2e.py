@@ -15,7 +15,11 @@ from pytest_lsp import LanguageClient
 from runtime import library
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-ROWS = [(30, 1, "if qx_seen:", "return qx_hit"), (3, 0, "if qx_seen:", "pass")]
+ROWS = [
+    (30, 1, "if qx_seen:", "return qx_hit"),
+    (3, 0, "if qx_seen:", "pass"),
+    (9, 1, "while qx_wait:", "qx_tick()"),
+]
 
 
 def options(path: str) -> dict:
@@ -41,6 +45,15 @@ async def test_a_line_from_the_library_is_suggested(client: LanguageClient):
     result = await client.text_document_inline_completion_async(inline_params(uri, 2, 8))
     assert [i.insert_text for i in result.items] == ["return qx_hit"]
     assert (await stats(client))["lineLibraryPairs"] == len(ROWS)
+
+
+async def test_an_empty_body_gets_the_library_line_when_automatic(client: LanguageClient):
+    """After `while qx_wait:` and Enter, nothing below: the automatic trigger asks for the drafted line
+    (a block without drafts before; benchmarks/empty_body.py)."""
+    uri = (client.root / "ws" / "empty.py").as_uri()  # type: ignore[attr-defined]
+    open_doc(client, uri, "def g(qx_wait):\n    while qx_wait:\n        \n")
+    result = await client.text_document_inline_completion_async(inline_params(uri, 2, 8))
+    assert [i.insert_text for i in result.items] == ["qx_tick()"]
 
 
 async def test_an_unreadable_library_warns_once_and_drafts_go_on_without_it(client: LanguageClient):

@@ -37,6 +37,26 @@ def test_automatic_request_follows_the_site():
     assert req.prefix == "x = " and req.suffix == "\n" and req.policy == "adaptive"
 
 
+def test_automatic_at_an_empty_body_asks_for_the_drafted_line():
+    """After an opener and Enter (a blank line, the body empty) the automatic request is the line with
+    the drafts when retrieval found any, else the block; after the opener itself the block stays."""
+    drafts = [Draft("return True", 4.0, "follows", "library")]
+    body = site("def f(x):\n    if x:\n        \n", 2, 8)
+    assert not body.single_line
+    [req] = inline_requests(body, SETTINGS, invoked=False, drafts=drafts)
+    assert req.single_line and req.drafts == (("return True", 4.0),)
+    assert req.max_tokens == SINGLE_LINE_MAX_TOKENS
+    [req] = inline_requests(body, SETTINGS, invoked=False)
+    assert not req.single_line and req.drafts == ()
+    off = msgspec.structs.replace(SETTINGS, drafts=False)
+    [req] = inline_requests(body, off, invoked=False, drafts=drafts)
+    assert not req.single_line and req.drafts == ()
+    opener = site("def f(x):\n    if x:\n", 1, 9)  # the cursor right after the colon
+    assert not opener.single_line
+    [req] = inline_requests(opener, SETTINGS, invoked=False, drafts=drafts)
+    assert not req.single_line and req.drafts == ()
+
+
 def test_invoked_requests():
     block = site("def f():\n    \n", 1, 4)
     reqs = inline_requests(block, SETTINGS, invoked=True)

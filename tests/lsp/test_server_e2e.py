@@ -387,6 +387,12 @@ async def test_completion_fallback_for_clients_without_inline_completion(plain_c
     assert item.text_edit is not None and item.text_edit.new_text.startswith("pa")
     assert item.text_edit.range.start == t.Position(line=1, character=12)  # the word being typed
     assert item.filter_text.startswith("pa")
+    # the fallback gets the line drafts too: a name the document holds nearby
+    uri = "file:///e2e/fallback_drafts.py"
+    open_doc(client, uri, "def f(q):\n    value = qx_norm(q)\n    value = qx\n")
+    at = t.CompletionParams(text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(2, 14))
+    result = await client.text_document_completion_async(at)
+    assert [i.text_edit.new_text for i in result.items] == ["qx_norm(q)"]
 
 
 async def test_completion_is_empty_for_clients_with_inline_completion(client: LanguageClient):

@@ -293,3 +293,14 @@ def test_content_rule_takes_back_an_end_committed_beside_whitespace():
     out = denoise(distribution(rows), spec(4, content_rule=RULE), make_policy("threshold", 4))
     assert out.tokens == [9, 6, PAD, PAD]
     assert out.forwards == 2
+
+
+def test_equal_confidences_commit_the_leftmost_slots():
+    """Ties go to the leftmost open slots whatever the CPU (torch.topk leaves them to the kernel)."""
+    from runtime.policies import _top
+
+    score = torch.tensor([0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    masked = torch.tensor([True, False, True, True, True, True, True, True, True, True])
+    assert _top(score, masked, 1).nonzero().flatten().tolist() == [2]
+    assert _top(score, masked, 3).nonzero().flatten().tolist() == [2, 3, 4]
+    assert _top(score, masked, 20).sum() == 9  # never more than the open slots
