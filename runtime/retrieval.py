@@ -107,6 +107,12 @@ _COMMENT = re.compile(r"#.*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _IN_BLOCK = re.compile(r"(return|yield|raise|break|continue|pass)\b")
 """Statements that need an enclosing block (a function's, a loop's)."""
+_CLOSES = re.compile(r"(return|raise|break|continue)\b")
+"""Statements after which their block's level holds no more code."""
+_RETURN = re.compile(r"return\b")
+_DEF = re.compile(r"(async\s+)?def\b")
+FINAL_RETURN = True
+"""`_Margin.final_return` on (off only for benchmarks/blank_line.py's row from before it)."""
 Add = Callable[..., None]
 
 
@@ -130,6 +136,8 @@ class _Margin:
     opens: bool  # whether that line opens a block
     below: str | None  # the indentation of the nearest non-blank line below (None: there is none)
     unit: str  # one level of indentation in this document
+    body: str | None = None  # the body's indentation of the function the line above sits in (None: none)
+    closed: bool = False  # whether the line above ends its block (return, raise, break, continue)
 
     def of(self, text: str) -> str:
         """The indentation for the line `text`: one level inside the block the line above opens; a line
@@ -143,6 +151,18 @@ class _Margin:
         if opens_block(text):
             return self.below[: max(len(self.below) - len(self.unit), 0)]
         return min(self.above, self.below, key=len)
+
+    def final_return(self, text: str, lead: str, dedented: bool) -> str:
+        """`lead` for the draft `text`, but a `return` never sits outside its function, and one that
+        leaves blocks (`dedented`) where nothing of its function follows goes to the function's body
+        level (the loop's `return False` after `return True`: a pair of lines says that blocks close,
+        not how many)."""
+        body = self.body
+        if body is None or len(lead) == len(body) or not _RETURN.match(text):
+            return lead
+        if len(lead) < len(body):
+            return body
+        return body if dedented and (self.below is None or len(self.below) < len(body)) else lead
 
 
 @dataclass(frozen=True)
@@ -167,7 +187,11 @@ class _Cursor:
         if not before[-1] and not after[0].strip():
             top = above or ""
             unit = indent_unit(before[-SHAPE_ROWS - 1 : -1] + after[1 : SHAPE_ROWS + 1])
-            margin = _Margin(_lead(top), opens_block(top), None if below is None else _lead(below), unit)
+            body = _function_body(before[-SHAPE_ROWS - 1 : -1], _indent(top), unit)
+            closed = bool(_CLOSES.match(top.lstrip()))
+            margin = _Margin(
+                _lead(top), opens_block(top), None if below is None else _lead(below), unit, body, closed
+            )
         width = None if below is None else _indent(below)
         up = None if above is None else _indent(above)
         return cls(typed, after[0].strip(), lines, len(before) - 1, _indent(before[-1]), width, margin, up)
@@ -243,7 +267,11 @@ class _Cursor:
             return None
         if self.margin is None:
             return text
-        return (self.margin.of(text) if lead is None else lead) + text
+        if lead is None:
+            lead = self.margin.of(text)
+            if FINAL_RETURN:
+                lead = self.margin.final_return(text, lead, self.margin.closed)
+        return lead + text
 
 
 def line_drafts(
@@ -385,6 +413,17 @@ def _neighbours(
                 _renamed(ours, alike, line, "workspace", add, n)
 
 
+def _function_body(lines: list[str], width: int, unit: str) -> str | None:
+    """The body indentation of the nearest `def` above, among `lines`, that is shallower than `width`
+    (the line above the cursor); None when there is none."""
+    for line in reversed(lines):
+        if line.strip() and _indent(line) < width:
+            if _DEF.match(line.lstrip()):
+                return _lead(line) + unit
+            width = _indent(line)
+    return None
+
+
 def _library(cur: _Cursor, library: LineLibrary, add: Add) -> None:
     """The library's lines that follow the line above the cursor and precede the line below, each
     with the indentation step the corpus puts between them: at the start of a blank line the draft
@@ -396,6 +435,8 @@ def _library(cur: _Cursor, library: LineLibrary, add: Add) -> None:
         for line, n, levels in lookup(near, MAX_MATCHES):
             levels = levels if step < 0 else -levels  # from the neighbour to the cursor's line
             lead = cur.lead_after(step, levels)
+            if lead is not None and cur.margin is not None and FINAL_RETURN:
+                lead = cur.margin.final_return(line, lead, step < 0 and levels < 0)
             if lead is not None:
                 add(line, how, "library", n, lead)
 

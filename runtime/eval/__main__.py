@@ -181,7 +181,9 @@ def render(
         "pad is banned before), `editor` = as an editor asks on the blank line where the middle goes (the "
         "cursor at its start; single lines get the line drafts the server takes from the document itself"
         + (" and from its line library" if a.library not in ("", "none") else "")
-        + "). Held-out: packages never trained on (see docs/training.md); `workspace` = line drafts from the "
+        + "; the invoked trigger's first item, and the automatic one's wherever it asks for a line: every "
+        "single-line site, and an empty body with drafts, docs/workspace.md). Held-out: packages never "
+        "trained on (see docs/training.md); `workspace` = line drafts from the "
         "task's package" + (" and the line library" if a.library not in ("", "none") else "") + ".",
         "",
         "| benchmark | setting | n | score | notes |",

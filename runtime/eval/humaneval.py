@@ -16,7 +16,9 @@ Settings:
   start of a blank line (the suffix begins with that line's end), length unknown, and on single lines
   the line drafts the server takes from the document itself (`runtime.retrieval.line_drafts`, no other
   file: the task is its whole workspace) and from the line library it ships (`runtime.library`, unless
-  the evaluation is told `--library none`); on the other benchmarks the same as ``unknown``.
+  the evaluation is told `--library none`): the invoked trigger's first item, and the automatic
+  one's wherever it asks for a line (an empty body with drafts too: `dg_lsp.requests.automatic_line`);
+  on the other benchmarks the same as ``unknown``.
 
 Line benchmarks mask whole lines, so their completions are cut at the first newline
 (`single_line`) and given one back.

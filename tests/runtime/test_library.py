@@ -96,7 +96,10 @@ def test_typed_indentation_that_goes_the_other_way_drops_the_pair():
 
 def test_at_the_start_of_a_blank_line_a_library_draft_takes_the_step_as_indentation():
     above = "def f(x):\n    for y in x:\n        if y:\n            return True\n"
-    assert drafts(above, "\n")[0] == "        return False"  # the commonest step: one level out
+    assert drafts(above, "\n    z = 1\n")[0] == "        return False"  # the commonest step: one level out
+    # ... but a `return` with nothing of its function below leaves for the function's body level
+    assert drafts(above, "\n")[0] == "    return False"
+    assert drafts(above, "\n\ndef g():\n    pass\n")[0] == "    return False"
     assert drafts("def f(x, seen):\n    if x in seen:\n", "\n")[0] == "        return True"
     # after a line that opens a block only one level deeper fits: `pass` (step 0) is dropped there
     rows = [(50, 0, "if y:", "pass"), (5, 1, "if y:", "z = 1")]

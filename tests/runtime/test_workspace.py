@@ -316,6 +316,28 @@ def test_the_margin_rule():
     assert _Margin("    ", False, None, "    ").of("return x") == "    "  # not for a return
 
 
+def test_a_return_goes_to_its_function_s_body_level_where_nothing_of_the_function_follows():
+    """After a deeper line that ends its block (`return True` in a loop's `if`), a drafted `return`
+    with nothing more of its function below goes to the function's body level; a `return` is never
+    drafted outside its function; with more of the function below, the neighbours decide as before."""
+    from runtime.retrieval import _Margin
+
+    body = "    "
+    ended = _Margin("            ", False, None, "    ", body, closed=True)
+    assert ended.final_return("return False", "            ", dedented=True) == body
+    assert ended.final_return("x = 1", "            ", dedented=True) == "            "  # only a return
+    assert ended.final_return("return False", "            ", dedented=False) == "            "
+    assert ended.final_return("return False", "", dedented=False) == body  # never outside the function
+    going_on = _Margin("            ", False, "        ", "    ", body, closed=True)  # the loop goes on
+    assert going_on.final_return("return False", "        ", dedented=True) == "        "
+    next_def = _Margin("            ", False, "", "    ", body, closed=True)  # the next function below
+    assert next_def.final_return("return False", "            ", dedented=True) == body
+    texts = lambda prefix, suffix: [d.text for d in line_drafts(prefix, suffix, None)]  # noqa: E731
+    other = "def g(xs):\n    for x in xs:\n        if x:\n            return x\n    return None\n\n\n"
+    loop = "def f(xs):\n    for x in xs:\n        if x:\n            return x\n"
+    assert texts(other + loop, "\n")[0] == "    return None"  # before: at the `return x` level
+
+
 def test_evidence_rules_choose_kinds_and_count_scale():
     from runtime.retrieval import EVIDENCE_2026_11, Evidence
 
