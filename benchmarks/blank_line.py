@@ -17,7 +17,9 @@ equal to the whole line:
   and the line library): the first draft, and any of the first 4.
 
 Rows: the rules before `_Margin.final_return` (a `return` that leaves blocks where nothing of its
-function follows goes to the function's body level) and the shipped rules.  Prints a Markdown table.
+function follows goes to the function's body level) and the parse check (`runtime.syntax`: drafts that
+break the code around the cursor are dropped), with the first, with both (shipped).  Prints a Markdown
+table.
 """
 
 from __future__ import annotations
@@ -119,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     heads = [f"{name} ({len(cases)})" for name, cases, _ in sets] + ["HumanEval first / any of 4 (1033)"]
     print("| rules | " + " | ".join(heads) + " |")
     print("| --- |" + " ---: |" * len(heads))
-    for name, on in (("before the function-level return", False), ("shipped", True)):
-        retrieval.FINAL_RETURN = on
+    rows = (
+        ("2026-12-02 12:30 (before both rules)", False, False),
+        ("the function-level return", True, False),
+        ("and the parse check (shipped)", True, True),
+    )
+    for name, final_return, parse_check in rows:
+        retrieval.FINAL_RETURN, retrieval.PARSE_CHECK = final_return, parse_check
         cells = []
         for _, cases, indexes in sets:
             hits, n = top_right(cases, indexes, library)
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         top, any4, n = humaneval_rows(library)
         cells.append(f"{100 * top / n:.1f} / {100 * any4 / n:.1f} %")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    retrieval.FINAL_RETURN = True
+    retrieval.FINAL_RETURN = retrieval.PARSE_CHECK = True
     return 0
 
 

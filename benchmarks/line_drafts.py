@@ -44,7 +44,17 @@ from runtime.eval.heldout import (  # noqa: E402
 )
 from runtime.library import LineLibrary, from_setting  # noqa: E402
 from runtime.measure import cpu_name, percentile  # noqa: E402
-from runtime.retrieval import EVIDENCE, EVIDENCE_2026_11, Evidence, candidates, ranked, shape_check  # noqa: E402
+from runtime.retrieval import (  # noqa: E402
+    EVIDENCE,
+    EVIDENCE_2026_11,
+    PARSE_POOL,
+    Evidence,
+    candidates,
+    keep_parsing,
+    ranked,
+    shape_check,
+)
+from runtime.syntax import draft_check  # noqa: E402
 
 KINDS = ("line_rest", "mid_line")
 EVIDENCE_2026_12_01 = Evidence({
@@ -87,6 +97,8 @@ class Case:
     """The answer's whole line occurs elsewhere in the task's file."""
     in_workspace: bool
     """... in another file of the package."""
+    parses: Callable[[str], bool] | None = None
+    """The parse check at the cursor (`runtime.syntax.draft_check`; None: it has no window)."""
 
 
 def gather(
@@ -102,23 +114,29 @@ def gather(
             package, path, _ = task.source.rsplit(":", 2)
             t0 = time.perf_counter()
             found = candidates(task.prefix, task.suffix, indexes[package], document=path, library=library)
+            check = draft_check(task.prefix, task.suffix)
+            fits = shape_check(task.prefix, task.suffix)
+            keep_parsing(ranked(found, EVIDENCE, PARSE_POOL, fits=fits), check, 4)
             ms.append((time.perf_counter() - t0) * 1000)
             line = (task.prefix.rsplit("\n", 1)[-1] + task.middle).strip()
             around = task.prefix.split("\n")[:-1] + task.suffix.split("\n")[1:]
             in_file = any(other.strip() == line for other in around)
             in_workspace = indexes[package].occurrences(line, exclude=path) > 0
-            fits = shape_check(task.prefix, task.suffix)
-            cases.append(Case(task.kind, task.middle, found, fits, in_file, in_workspace))
+            cases.append(Case(task.kind, task.middle, found, fits, in_file, in_workspace, check))
     return cases, ms
 
 
-def score(cases: list[Case], evidence: Evidence) -> dict[str, float]:
+def score(cases: list[Case], evidence: Evidence, parse: bool = False) -> dict[str, float]:
     """Exact match (%) of the top draft per kind and overall, of any of 4 and of 32, and the share
-    of tasks with a draft."""
+    of tasks with a draft; `parse`: the first 4 are those the parse check keeps, as the server's."""
     hits: Counter[str] = Counter()
     per_kind = Counter(case.kind for case in cases)
     for case in cases:
         drafts = [d.text for d in ranked(case.found, evidence, 32, fits=case.fits)]
+        if parse:
+            ranked_drafts = ranked(case.found, evidence, PARSE_POOL, fits=case.fits)
+            head = [d.text for d in keep_parsing(ranked_drafts, case.parses, 4)]
+            drafts = head + [t for t in drafts if t not in head]
         rank = next((i for i, text in enumerate(drafts) if is_exact(text, case.answer)), None)
         hits["drafted"] += bool(drafts)
         if rank is not None:
@@ -168,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "2026-12-02 (before prefix~, renamed~ and the workspace's ngram)": EVIDENCE_2026_12_02,
         "2026-12-02 07:00 (before the line library)": EVIDENCE_NO_LIBRARY,
         "shipped evidence, no indentation rule": dataclasses.replace(EVIDENCE, misfit=1.0),
-        "shipped (runtime.retrieval.EVIDENCE)": EVIDENCE,
+        "shipped evidence, no parse check (2026-12-02 12:30)": EVIDENCE,
+        "shipped (runtime.retrieval.EVIDENCE, the parse check)": EVIDENCE,
     }
     if a.tune:
         rules["tuned here"] = tune(cases, EVIDENCE)
@@ -184,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         "| any of 32 % | tasks with a draft % |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in {n: score(cases, e) for n, e in rules.items()}.items():
+    scored = {n: score(cases, e, parse=n.startswith("shipped (")) for n, e in rules.items()}
+    for name, r in scored.items():
         print(
             f"| {name} | {r['line_rest']:.1f} | {r['mid_line']:.1f} | {r['top1']:.1f} | {r['any4']:.1f} "
             f"| {r['any32']:.1f} | {r['drafted']:.1f} |"

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.library import LineLibrary
+from runtime.syntax import draft_check
 from runtime.workspace import WorkspaceIndex
 
 
@@ -111,6 +112,10 @@ _CLOSES = re.compile(r"(return|raise|break|continue)\b")
 """Statements after which their block's level holds no more code."""
 _RETURN = re.compile(r"return\b")
 _DEF = re.compile(r"(async\s+)?def\b")
+PARSE_POOL = 8
+"""How many of the best drafts the parse check may look at (each costs a parse of the window)."""
+PARSE_CHECK = True
+"""The parse check on (off only for benchmarks/line_drafts.py's and blank_line.py's rows from before it)."""
 FINAL_RETURN = True
 """`_Margin.final_return` on (off only for benchmarks/blank_line.py's row from before it)."""
 Add = Callable[..., None]
@@ -286,10 +291,28 @@ def line_drafts(
 ) -> list[Draft]:
     """The best `limit` drafts for the cursor between `prefix` and `suffix`.  `document` is the
     current document's key in `index`: its entry (maybe stale) is left out, the live text is used;
-    `library`: the corpus's recurring line pairs (`runtime.library`)."""
+    `library`: the corpus's recurring line pairs (`runtime.library`).  In Python (`document` None or
+    a .py/.pyi path) drafts that break the code around the cursor are dropped (`runtime.syntax`)."""
     cur = _Cursor.of(prefix, suffix)
     found = _candidates(cur, index, document, set(evidence.weights), library)
-    return ranked(found, evidence, limit, fits=cur.fits)
+    if not PARSE_CHECK or not (document is None or document.endswith((".py", ".pyi"))):
+        return ranked(found, evidence, limit, fits=cur.fits)
+    drafts = ranked(found, evidence, max(limit, PARSE_POOL), fits=cur.fits)
+    return keep_parsing(drafts, draft_check(prefix, suffix) if drafts else None, limit)
+
+
+def keep_parsing(drafts: list[Draft], check: Callable[[str], bool] | None, limit: int) -> list[Draft]:
+    """The first `limit` of `drafts` that `check` (`runtime.syntax.draft_check`) passes; the first
+    `limit` of them all when it passes none or there is no check: then it knows nothing."""
+    if check is None:
+        return drafts[:limit]
+    valid = []
+    for d in drafts:
+        if check(d.text):
+            valid.append(d)
+            if len(valid) == limit:
+                break
+    return valid or drafts[:limit]
 
 
 def shape_check(prefix: str, suffix: str) -> Callable[[str], bool]:

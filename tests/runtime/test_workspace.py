@@ -118,19 +118,19 @@ def test_prompt_lookup_reaches_the_workspace():
     current file."""
     index = WorkspaceIndex()
     index.update(
-        "other.py", "    data = fp.read(4096, timeout=t)\n    n = len(x.read(1))\n", open_buffer=False
+        "other.py", "    data = fp.read(4096, timeout=t)\n    n = x.read(1)\n", open_buffer=False
     )
     drafts = line_drafts("def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
     assert [(d.text, d.how, d.where) for d in drafts] == [
         ("d(4096, timeout=t)", "ngram4", "workspace"),
-        ("d(1))", "ngram", "workspace"),
+        ("d(1)", "ngram", "workspace"),
     ]
     own = "def g(fp):\n    rest = fp.read()\n"
     drafts = line_drafts(own + "def f(fp):\n    chunk = fp.rea", "\n", index, document="cur.py")
     assert [(d.text, d.where) for d in drafts] == [
         ("d()", "file"),
         ("d(4096, timeout=t)", "workspace"),
-        ("d(1))", "workspace"),
+        ("d(1)", "workspace"),
     ]
 
 
