@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.library import LineLibrary
-from runtime.syntax import draft_check
+from runtime.syntax import draft_check, opens_block
 from runtime.workspace import WorkspaceIndex
 
 
@@ -103,8 +103,6 @@ shape (`renamed~`, `prefix~`): nearer lines rename better, and the scan stays ch
 22.4 / 22.6 / 22.6 / 22.4 / 22.4 % top draft, measured before `ngram4` and the workspace's `ngram`)."""
 _PIECE = re.compile(r"\w+|\s+|[^\w\s]")
 _NAME = re.compile(r"\w+")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
-_COMMENT = re.compile(r"#.*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _IN_BLOCK = re.compile(r"(return|yield|raise|break|continue|pass)\b")
 """Statements that need an enclosing block (a function's, a loop's)."""
@@ -318,15 +316,6 @@ def keep_parsing(drafts: list[Draft], check: Callable[[str], bool] | None, limit
 def shape_check(prefix: str, suffix: str) -> Callable[[str], bool]:
     """The cursor's indentation rule for a draft (`ranked`'s `fits`)."""
     return _Cursor.of(prefix, suffix).fits
-
-
-def opens_block(line: str) -> bool:
-    """Whether a line wants a deeper one after it: it ends with a colon or a backslash, or leaves a
-    bracket open (string literals and comments aside)."""
-    code = _COMMENT.sub("", _STRING.sub('""', line)).rstrip()
-    if code.endswith((":", "\\")):
-        return True
-    return sum(map(code.count, "([{")) > sum(map(code.count, ")]}"))
 
 
 def _indent(line: str) -> int:

@@ -6,9 +6,12 @@
 
 A retrieved line can be one that never fits where the cursor is: `from __future__ import
 annotations` inside a function, `else:` with no `if` above it, `)` with no bracket open. The window
-parses with the right line in it whenever the code around the cursor is whole, so a draft that breaks
-it is wrong; when no draft parses (the user is in the middle of an edit elsewhere in the window, a
-file in another language, a window cut short) nothing is known and nothing is dropped.
+compiles with the right line in it whenever the code around the cursor is whole, so a draft that
+breaks it is wrong; when no draft parses (the user is in the middle of an edit elsewhere in the window, a
+file in another language, a window cut short) nothing is known and nothing is dropped. At an empty
+body (the cursor's line is the whole body of the block above) the code is not whole yet: there a draft
+that opens a block is compiled with a `pass` for its body, and a comment or one that leaves a bracket
+or a triple-quoted string open is not judged.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ WINDOW_ROWS = 200
 """How far above and below the cursor the window may reach."""
 _GOES_ON = re.compile(r"([)\]}]|else\b|elif\b|except\b|finally\b|#)")
 """Lines at the left margin that continue a statement rather than start the next one (or comments)."""
+_OPENER = re.compile(r":\s*(#.*)?$")
+_TRIPLE = re.compile(r"\"\"\"|'''")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"#.*")
 
 
 def draft_check(prefix: str, suffix: str) -> Callable[[str], bool] | None:
@@ -39,18 +46,61 @@ def draft_check(prefix: str, suffix: str) -> Callable[[str], bool] | None:
         if _starts(line):
             break
         bottom.append(line)
+    opener = next((ln for ln in reversed(top) if ln.strip()), "")
+    empty_body = bool(_OPENER.search(opener)) and not _deeper(opener, bottom)
+    """The cursor's line is the whole body of the block the line above opens: the code is not whole
+    yet, so a draft that opens a block itself, or leaves a bracket open, is not judged."""
 
     def parses(text: str) -> bool:
-        source = "\n".join([*top, head + text + tail, *bottom]) + "\n"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:  # compiled, not only parsed: the compiler places `from __future__`, `return`, `break`
-                compile(source, "<draft>", "exec", dont_inherit=True)
-            except (SyntaxError, ValueError):
-                return False
-        return True
+        line = head + text + tail
+        if _compiles([*top, line, *bottom]):
+            return True
+        if not empty_body:
+            return False
+        if len(_TRIPLE.findall(line)) % 2 or line.lstrip().startswith("#"):  # a docstring begun, a comment:
+            return True  # the body's statements are not written yet
+        if _OPENER.search(line) and not _deeper(line, bottom):  # a block opener whose body is not written
+            return _compiles(
+                [*top, line, _lead(line) + (" " * 4 if "\t" not in _lead(line) else "\t") + "pass", *bottom]
+            )
+        return opens_block(line) and not _OPENER.search(line)  # an open bracket: the rest is not written
 
     return parses
+
+
+def _compiles(rows: list[str]) -> bool:
+    """Whether `rows` compile: not only parse, the compiler also places `from __future__`, `return`
+    and `break`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile("\n".join(rows) + "\n", "<draft>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            return False
+    return True
+
+
+def _deeper(line: str, below: list[str]) -> bool:
+    """Whether the first non-blank line of `below` is deeper than `line` (a body is there)."""
+    nxt = next((ln for ln in below if ln.strip()), None)
+    return nxt is not None and _indent(nxt) > _indent(line)
+
+
+def opens_block(line: str) -> bool:
+    """Whether a line wants a deeper one after it: it ends with a colon or a backslash, or leaves a
+    bracket open (string literals and comments aside)."""
+    code = _COMMENT.sub("", _STRING.sub('""', line)).rstrip()
+    if code.endswith((":", "\\")):
+        return True
+    return sum(map(code.count, "([{")) > sum(map(code.count, ")]}"))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _lead(line: str) -> str:
+    return line[: _indent(line)]
 
 
 def _starts(line: str) -> bool:

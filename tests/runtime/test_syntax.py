@@ -15,8 +15,20 @@ def test_the_window_parses_with_the_right_line_only():
     assert not check("    except ValueError:")  # no try above
     top = draft_check("import os\n", "\n")  # compiled, not only parsed: what the compiler refuses too
     assert top is not None and top("x = os.sep") and not top("return x") and not top("break")
-    mid = draft_check("def f(x):\n    return max(x", "\n")
+    mid = draft_check("def f(x):\n    y = 1\n    return max(x", "\n")
     assert mid is not None and mid(", 0)") and not mid(", 0")
+
+
+def test_at_an_empty_body_an_opener_or_an_open_bracket_is_not_judged():
+    """The cursor's line is the whole body of the block above: the code is not whole yet, so a
+    draft that opens a block (its body not written) or leaves a bracket open passes; others are
+    checked as before."""
+    body = draft_check("def f(xs):\n    ", "\n")
+    assert body is not None
+    assert body("for x in xs:") and body("return max(") and body("return 1")
+    assert not body(")") and not body("else:")
+    assert body('"""Sum the numbers.') and body('"""')  # a docstring begun: its rest is not written
+    assert body("# the largest first")  # a comment: the statements come after it
 
 
 def test_the_window_runs_from_the_statement_above_to_the_next_one():
