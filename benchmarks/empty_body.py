@@ -120,22 +120,17 @@ def _norm(text: str) -> str:
 
 async def humaneval_rows(options: dict, problems: list[Problem]) -> dict[str, dict]:
     served = await serve(options)
-    rows = {trig: {"whole": 0, "line": 0, "lines": [], "ms": [], "none": 0} for trig in TRIGGERS}
+    rows = _rows()
     try:
         for k, p in enumerate(problems):
             uri = f"file:///humaneval/task_{k}.py"
             served.open(uri, p.prompt + "\n" + p.suffix)
-            row_no = p.prompt.count("\n")
-            for trig in TRIGGERS:
-                t0 = time.perf_counter()
-                items = await served.inline(uri, row_no, 0, invoked=trig == "invoked")
-                row = rows[trig]
-                row["ms"].append((time.perf_counter() - t0) * 1000)
-                item = items[0] if items else ""
-                row["none"] += not items
-                row["lines"].append(item.count("\n") + 1 if item else 0)
-                row["whole"] += run_program(program(p, item + "\n"))
-                row["line"] += run_program(program(p, item.split("\n", 1)[0] + "\n"))
+
+            def passes(item: str, p: Problem = p) -> tuple[bool, bool]:
+                whole = run_program(program(p, item + "\n"))
+                return whole, run_program(program(p, item.split("\n", 1)[0] + "\n"))
+
+            await _ask(served, uri, p.prompt.count("\n"), 0, rows, passes)
             served.close(uri)
     finally:
         await served.stop()
@@ -143,7 +138,7 @@ async def humaneval_rows(options: dict, problems: list[Problem]) -> dict[str, di
 
 
 async def body_rows(options: dict, tasks: list[BodyTask], docs) -> dict[str, dict]:
-    rows = {trig: {"whole": 0, "line": 0, "lines": [], "ms": [], "none": 0} for trig in TRIGGERS}
+    rows = _rows()
     by_package: dict[str, list[BodyTask]] = {}
     for task in tasks:
         by_package.setdefault(task.package, []).append(task)
@@ -166,17 +161,34 @@ async def _ask_bodies(served: Served, root: Path, group: list[BodyTask], rows: d
     for task in group:
         uri = (root / task.path).as_uri()
         served.open(uri, task.text)
-        for trig in TRIGGERS:
-            t0 = time.perf_counter()
-            items = await served.inline(uri, task.line, task.character, invoked=trig == "invoked")
-            row = rows[trig]
-            row["ms"].append((time.perf_counter() - t0) * 1000)
-            item = items[0] if items else ""
-            row["none"] += not items
-            row["lines"].append(item.count("\n") + 1 if item else 0)
-            row["line"] += bool(item) and _first(item) == _first(task.body)
-            row["whole"] += bool(item) and _norm(item) == _norm(task.body)
+
+        def matches(item: str, task: BodyTask = task) -> tuple[bool, bool]:
+            return bool(item) and _norm(item) == _norm(task.body), bool(item) and _first(item) == _first(
+                task.body
+            )
+
+        await _ask(served, uri, task.line, task.character, rows, matches)
         served.close(uri)
+
+
+def _rows() -> dict[str, dict]:
+    return {trig: {"whole": 0, "line": 0, "lines": [], "ms": [], "none": 0} for trig in TRIGGERS}
+
+
+async def _ask(served: Served, uri: str, line: int, character: int, rows: dict[str, dict], score) -> None:
+    """Both triggers at one site: the first item, scored by `score(item) -> (whole right, first line
+    right)`, its lines and the time to the answer go into `rows`."""
+    for trig in TRIGGERS:
+        t0 = time.perf_counter()
+        items = await served.inline(uri, line, character, invoked=trig == "invoked")
+        row = rows[trig]
+        row["ms"].append((time.perf_counter() - t0) * 1000)
+        item = items[0] if items else ""
+        row["none"] += not items
+        row["lines"].append(item.count("\n") + 1 if item else 0)
+        whole, first = score(item)
+        row["whole"] += whole
+        row["line"] += first
 
 
 def table(title: str, rows: dict[str, dict], n: int, whole: str, line: str) -> None:

@@ -34,7 +34,8 @@ def draft_check(prefix: str, suffix: str) -> Callable[[str], bool] | None:
     """A test of a draft for the cursor between `prefix` and `suffix`: whether the window around the
     cursor parses with the cursor line completed by it.  None when the window has no start (no line
     at the left margin within `WINDOW_ROWS` above: a long class, a document cut short)."""
-    before, after = prefix.split("\n"), suffix.split("\n")
+    before = prefix.rsplit("\n", WINDOW_ROWS + 1)  # only the rows in reach: the prefix may be long
+    after = suffix.split("\n", WINDOW_ROWS + 1)[: WINDOW_ROWS + 1]
     head, tail = before[-1], after[0]
     above = before[:-1][-WINDOW_ROWS:]
     start = next((j for j in range(len(above) - 1, -1, -1) if _starts(above[j])), None)
@@ -46,10 +47,9 @@ def draft_check(prefix: str, suffix: str) -> Callable[[str], bool] | None:
         if _starts(line):
             break
         bottom.append(line)
+    # the cursor's line is the whole body of the block the line above opens: the code is not whole yet
     opener = next((ln for ln in reversed(top) if ln.strip()), "")
     empty_body = bool(_OPENER.search(opener)) and not _deeper(opener, bottom)
-    """The cursor's line is the whole body of the block the line above opens: the code is not whole
-    yet, so a draft that opens a block itself, or leaves a bracket open, is not judged."""
 
     def parses(text: str) -> bool:
         line = head + text + tail
@@ -60,9 +60,8 @@ def draft_check(prefix: str, suffix: str) -> Callable[[str], bool] | None:
         if len(_TRIPLE.findall(line)) % 2 or line.lstrip().startswith("#"):  # a docstring begun, a comment:
             return True  # the body's statements are not written yet
         if _OPENER.search(line) and not _deeper(line, bottom):  # a block opener whose body is not written
-            return _compiles(
-                [*top, line, _lead(line) + (" " * 4 if "\t" not in _lead(line) else "\t") + "pass", *bottom]
-            )
+            lead = _lead(line)
+            return _compiles([*top, line, lead + ("\t" if "\t" in lead else "    ") + "pass", *bottom])
         return opens_block(line) and not _OPENER.search(line)  # an open bracket: the rest is not written
 
     return parses
