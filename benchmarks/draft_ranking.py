@@ -63,10 +63,14 @@ def specificity_features(line: str, lines: list[str], row: int, index, document:
     return [math.log1p(ws), math.log1p(len(near)), math.log1p(dist), float(not near), repeat]
 
 
-@torch.inference_mode()
 def model_features(backend, prefix: str, suffix: str, texts: list[str]) -> list[list[float]]:
     """Per text: the canvas belief (weakest, mean) and the causal head's scores (sum, mean, weakest
     over the draft; sum and first over the suffix tokens after it); zeros + a flag where it does not fit."""
+    with torch.inference_mode(), backend.autocast():  # the precision the backend decodes in
+        return _beliefs(backend, prefix, suffix, texts)
+
+
+def _beliefs(backend, prefix: str, suffix: str, texts: list[str]) -> list[list[float]]:
     tok, model = backend.tok, backend.model
     if not texts:
         return []

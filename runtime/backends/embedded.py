@@ -90,7 +90,7 @@ class EmbeddedBackend(Backend):
         started = time.perf_counter()
         canvas_len = req.canvas_tokens or self.canvas_len
         policy = make_policy(req.policy, canvas_len, self.decoding.policies)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self.autocast():
             budget = min(req.context_tokens, self.max_context_tokens or req.context_tokens)
             snippets = min(req.snippet_tokens, self.snippet_tokens) if req.snippets else 0
             ctx = build_context(self.tok, req.prefix, req.suffix, budget, req.snippets, snippets)
@@ -117,7 +117,8 @@ class EmbeddedBackend(Backend):
             started=started, should_cancel=should_cancel, generator=generator,
         )
 
-    def _autocast(self) -> torch.autocast:
+    def autocast(self) -> torch.autocast:
+        """The matrix-product precision the model runs in (bfloat16 autocast where native)."""
         dtype = self.compute_dtype or torch.float32
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
 
