@@ -46,6 +46,13 @@ class Tally:
         self.remasked += res.remasked
         self.deadline_hit |= res.deadline_hit
 
+    def merge(self, other: Tally) -> None:
+        """Another chain's counts, for a request that ran several (`runtime.lengths`)."""
+        self.forwards += other.forwards
+        self.remasked += other.remasked
+        self.canvases += other.canvases
+        self.deadline_hit |= other.deadline_hit
+
     def stats(
         self,
         *,

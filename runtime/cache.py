@@ -159,6 +159,12 @@ class EncodedContext:
         """(B, C) all-visible canvases -> (B, C, V) logits, in one forward over the shared context."""
         return self.model.denoise(canvases.to(self.device), SharedKV(self.kv)).cpu()
 
+    def fork(self) -> EncodedContext:
+        """The same context for another chain: its appends leave this one as it is (the K/V tensors are
+        never written in place, so both share them)."""
+        ids, cached = list(self.ids), self.cached
+        return EncodedContext(self.model, self.cache, ids, self.kv, self.device, cached=cached)
+
     def append(self, body: list[int]) -> None:
         """Not stored in the cache: these K/V were not computed in aligned chunks."""
         self.ids.extend(body)

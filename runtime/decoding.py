@@ -1,12 +1,14 @@
 """A model's decoding defaults: the `decoding` section of its config.json.
 
     {"end_probability": 0.3, "pad_run_confidence": 0.3,
-     "policies": {"adaptive": {"gamma": 3.0}}, "tuned_by": "..."}
+     "policies": {"adaptive": {"gamma": 3.0}}, "length_search": [3, 20], "tuned_by": "..."}
 
 * `end_probability`, `pad_run_confidence`: the end-of-text bars of its free canvases
   (`runtime.rules.EndBars`; absent: 0.5 each);
 * `policies`: per policy, option values that replace the policy's own defaults for this model;
-  a request's policy spec still wins (`adaptive:gamma=0.25` runs at 0.25).
+  a request's policy spec still wins (`adaptive:gamma=0.25` runs at 0.25);
+* `length_search`: exact lengths (tokens) at which a single line of unknown length is decoded too,
+  the causal head choosing among the texts (`runtime.lengths`; absent: none).
 
 These numbers belong to a model (how confident it is decides how much it may commit per step and
 how sure of an end it must be), so they live beside its weights, like its `drafts` section; a
@@ -23,6 +25,8 @@ from runtime.rules import DEFAULT_BARS, EndBars
 from runtime.types import BadRequest
 
 BARS = ("end_probability", "pad_run_confidence")
+MAX_SEARCH_LENGTH = 64
+"""The longest exact length a search may try (a single line's `max_tokens`)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Decoding:
     end_bars: EndBars = DEFAULT_BARS
     policies: Mapping[str, Mapping[str, int | float | str]] = field(default_factory=dict)
     """Policy name -> option values (checked as a policy spec is)."""
+    length_search: tuple[int, ...] = ()
+    """Exact lengths tried beside the free canvas for a single line of unknown length."""
 
     def describe(self) -> str:
         """One line for a report: "end bars 0.3 / 0.3; adaptive gamma=3" ("" for the defaults)."""
@@ -40,7 +46,8 @@ class Decoding:
             f"{name} " + ",".join(f"{k}={_number(v)}" for k, v in opts.items())
             for name, opts in self.policies.items()
         ]
-        return "; ".join([bars, *options])
+        lengths = [f"length search {', '.join(map(str, self.length_search))}"] if self.length_search else []
+        return "; ".join([bars, *options, *lengths])
 
     @classmethod
     def from_config(cls, section: object) -> Decoding:
@@ -56,7 +63,17 @@ class Decoding:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
                 raise ValueError(f"decoding.{key} must be a number in (0, 1), not {value!r}")
             bars[key] = float(value)
-        return cls(EndBars(**bars), _policies(section.get("policies", {})))
+        lengths = _lengths(section.get("length_search", []))
+        return cls(EndBars(**bars), _policies(section.get("policies", {})), lengths)
+
+
+def _lengths(value: object) -> tuple[int, ...]:
+    ok = isinstance(value, list) and all(type(n) is int and 1 <= n <= MAX_SEARCH_LENGTH for n in value)
+    if not ok:
+        raise ValueError(
+            f"decoding.length_search must be a list of token counts 1-{MAX_SEARCH_LENGTH}, not {value!r}"
+        )
+    return tuple(sorted(set(value)))
 
 
 def _number(value: int | float | str) -> str:

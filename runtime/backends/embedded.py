@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from runtime.context import Context, build_context
 from runtime.decoding import Decoding
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
+from runtime.lengths import join_tokens, joint_log_probs
 from runtime.memo import Memo
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -103,7 +105,14 @@ class EmbeddedBackend(Backend):
             plan = self._plan(req, ctx.heal, canvas_len, generator, verified.initial)
             out, tally = verified.out, Tally()
             if out is None:
-                out, tally = self._chain(plan, context, policy, req, ctx, started, should_cancel, generator)
+                run = functools.partial(
+                    self._chain, policy=policy, ctx=ctx, started=started,
+                    should_cancel=should_cancel, generator=generator,
+                )  # fmt: skip
+                base = context.fork() if self.decoding.length_search else context  # before any append
+                out, tally = run(plan, context, req=req)
+                if self._searches_length(req, tally):
+                    out, tally = self._length_search(run, base, req, ctx, generator, (out, tally))
         text = finish(strip_heal(self.tok, ctx.heal, out), req)
         size, cached = len(ctx.ids), context.cached
         stats = tally.stats(
@@ -111,11 +120,44 @@ class EmbeddedBackend(Backend):
         )
         return InfillResult(text=text, stats=verified.count(stats, out))
 
-    def _chain(self, plan, context, policy: Policy, req, ctx: Context, started, should_cancel, generator):
+    def _chain(self, plan, context, *, policy: Policy, req, ctx: Context, started, should_cancel, generator):
         return run_chain(
             plan, context, policy, req, decode=functools.partial(strip_heal, self.tok, ctx.heal),
             started=started, should_cancel=should_cancel, generator=generator,
         )
+
+    def _searches_length(self, req: InfillRequest, tally: Tally) -> bool:
+        """A single line of unknown length, decoded greedily from masks in time, for a model that
+        declares a length search (`runtime.lengths`)."""
+        return bool(
+            self.decoding.length_search and req.single_line and not req.exact_length and req.draft is None
+            and req.temperature == 0 and req.canvas_tokens is None and not tally.deadline_hit
+        )  # fmt: skip
+
+    def _length_search(self, run, context, req: InfillRequest, ctx: Context, generator, free):
+        """The free canvas's tokens and the exact-length canvases' (each chain on its own fork of the
+        context), the one whose text (as the request returns it) the causal head gives the highest joint
+        log-probability with the suffix after it (on a blank line, of those that show something, as the
+        free canvas must); counts summed, the scoring forward included."""
+        runs, tally = [free], Tally()
+        tally.merge(free[1])
+        for n in self.decoding.length_search:
+            if n >= req.max_tokens or n > self.canvas_len:
+                continue
+            exact = dataclasses.replace(req, max_tokens=n, exact_length=True)
+            plan = self._plan(exact, ctx.heal, self.canvas_len, generator)
+            runs.append(run(plan, context.fork(), req=exact))
+            tally.merge(runs[-1][1])
+        texts = [finish(strip_heal(self.tok, ctx.heal, out), req) for out, _ in runs]
+        keep = list(range(len(runs)))
+        if not req.prefix.rsplit("\n", 1)[-1].strip():  # a blank line: those that show something
+            keep = [i for i in keep if texts[i].strip()] or keep
+        ids = [canvas_target(self.tok, ctx.heal, texts[i]) for i in keep]
+        join = join_tokens(self.tok, req.suffix)
+        scores = joint_log_probs(self.model, context.kv, ctx.ids[-1], ids, join)
+        tally.forwards += 1
+        best = max(range(len(keep)), key=lambda j: (scores[j], -j))  # ties: the free canvas
+        return runs[keep[best]][0], tally
 
     def autocast(self) -> torch.autocast:
         """The matrix-product precision the model runs in (bfloat16 autocast where native)."""

@@ -36,7 +36,7 @@ def trained_record(spec: str) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.eval", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default", help="'default', a preset name or a model folder")
-    p.add_argument("--benchmarks", default="single-line,random-span-light")
+    p.add_argument("--benchmarks", default="single-line,random-span-light", help="'': none")
     p.add_argument("--settings", default="unknown,oracle,editor")
     p.add_argument("--limit", type=int, default=None, help="first N HumanEval tasks per benchmark")
     p.add_argument("--heldout-n", type=int, default=200, help="held-out tasks per kind (0: skip)")
@@ -61,7 +61,7 @@ Add = Callable[..., None]
 
 
 def humaneval_rows(engine, a: argparse.Namespace, ctx: int, add: Add, lib: LineLibrary | None) -> None:
-    for bench in a.benchmarks.split(","):
+    for bench in filter(None, a.benchmarks.split(",")):  # "": HumanEval skipped
         problems = humaneval.load_problems(bench)[: a.limit]
         for setting in a.settings.split(","):
             if setting == "editor" and bench not in humaneval.LINE_BENCHMARKS:

@@ -1,0 +1,52 @@
+"""Length search: a single line whose length is not given is also decoded at a few exact lengths, and
+the causal head chooses among the texts.
+
+A free canvas decides its own end, and the small model ends too soon: on HumanEval single-line its
+text is under 60 % of the canonical line's length for 80 % of the tasks (`return` where `return
+l[len(l) // 2]` goes), and the same model given the right length (the evaluation's `oracle`) passes
+more. The canvas cannot tell a short text from a long one, but the context rows' causal head can: it
+reads the context left to right (the suffix first, then the prefix), and the log-probability it gives a
+candidate *followed by the suffix's first tokens* is where a line cut short or run on loses, at the
+join. It costs a chain per length (about four times the forwards of a line at lengths 3 and 20).
+
+The lengths a model searches are its own (config.json `decoding.length_search`, `runtime.decoding`):
+none for a model that declares none. Measured for the shipped model (`python -m runtime.eval --model
+FOLDER` on a copy whose config.json declares it; docs/training.md, "Length search"): no robust gain, so
+it declares none.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from runtime.model import KV, InfillTransformer
+    from runtime.tokenizer import Tokenizer
+
+JOIN_TOKENS = 12
+"""Suffix tokens after a candidate that the causal head's score includes."""
+JOIN_CHARS = JOIN_TOKENS * 16
+"""Suffix characters tokenized for them (more than 12 tokens ever take)."""
+
+
+def joint_log_probs(
+    model: InfillTransformer, kv: KV, last: int, texts: list[list[int]], join: list[int]
+) -> list[float]:
+    """Per candidate (the canvas tokens of its text: heal + text): the causal head's log-probability of
+    the candidate, then of the `join` tokens after it, given the context. `kv`: the context's K/V, whose
+    last position holds the token `last` (its row is the one that predicts a candidate's first token).
+    One batched forward."""
+    short = [(k[:, :, :-1], v[:, :, :-1]) for k, v in kv]
+    rows = [[last, *ids, *join] for ids in texts]
+    width = max(len(r) for r in rows)
+    batch = torch.tensor([r + [last] * (width - len(r)) for r in rows])  # right padding: never read
+    logp = torch.log_softmax(model.continuation_logits(batch, short).float(), dim=-1)  # (B, T, V)
+    picked = logp[:, :-1].gather(-1, batch[:, 1:, None])[..., 0]  # (B, T-1): each next token's
+    return [float(picked[b, : len(r) - 1].sum()) for b, r in enumerate(rows)]
+
+
+def join_tokens(tok: Tokenizer, suffix: str) -> list[int]:
+    """The suffix's first tokens, as the causal head scores them after a candidate."""
+    return tok.encode(suffix[:JOIN_CHARS])[:JOIN_TOKENS]
