@@ -13,13 +13,17 @@ rest of line and mid-line), and with `--humaneval` HumanEval single-line pass@1 
 the causal head, the canvas (`backend.infill`, the model's decoding defaults), a chooser between the two
 (the text whose causal log-probability, with the suffix's first tokens after it, is the higher: the causal
 head's likelihood of the joined text, no weight to tune) and either of the two (the most a perfect chooser
-could reach). Quality only: the causal decode here re-reads its own
+could reach); and the canvas with the length search (`runtime.lengths`, at `--lengths`: the exact-length
+canvases beside the free one, the causal head's joint score choosing), which the shipped model does not
+declare. Quality only: the causal decode here re-reads its own
 tokens each step, so its time is not the time a cached decode would take.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from runtime.eval.heldout import is_exact, iter_tasks, task_request  # noqa: E40
 from runtime.measure import cpu_name  # noqa: E402
 from runtime.text import finish  # noqa: E402
 
+COLUMNS = ("causal head", "canvas", "chooser", "either", "length search")
 MAX_NEW = 40
 """Tokens the causal head may write for one line (a line of code is rarely longer)."""
 
@@ -77,18 +82,27 @@ def joint_choice(backend, prefix: str, suffix: str, causal: str, canvas: str) ->
     return not c[-1] and (bool(d[-1]) or own > other)
 
 
-def tally(rows: list[tuple[bool, bool, bool]]) -> dict[str, float]:
-    """(causal right, canvas right, chooser took causal) per task -> the table's percentages."""
+def tally(rows: list[tuple[bool, bool, bool, bool]]) -> dict[str, float]:
+    """(causal right, canvas right, chooser took causal, length search right) per task -> the table's
+    percentages."""
     hits = {
-        "causal head": sum(a for a, _, _ in rows),
-        "canvas": sum(b for _, b, _ in rows),
-        "chooser": sum(a if pick else b for a, b, pick in rows),
-        "either": sum(a or b for a, b, _ in rows),
+        "causal head": sum(a for a, _, _, _ in rows),
+        "canvas": sum(b for _, b, _, _ in rows),
+        "chooser": sum(a if pick else b for a, b, pick, _ in rows),
+        "either": sum(a or b for a, b, _, _ in rows),
+        "length search": sum(s for *_, s in rows),
     }
     return {k: 100.0 * v / max(len(rows), 1) for k, v in hits.items()} | {"n": len(rows)}
 
 
-def heldout_rows(backend, n: int, seeds: list[int], context_tokens: int) -> dict[str, float]:
+def searching(backend, lengths: tuple[int, ...]):
+    """The backend with the length search at `lengths` (`runtime.lengths`; the same model and cache)."""
+    other = copy.copy(backend)
+    other.decoding = dataclasses.replace(backend.decoding, length_search=lengths)
+    return other
+
+
+def heldout_rows(backend, search, n: int, seeds: list[int], context_tokens: int) -> dict[str, float]:
     rows = []
     for seed in seeds:
         for task in iter_tasks(n, kinds=("line_rest", "mid_line"), seed=seed):
@@ -96,19 +110,21 @@ def heldout_rows(backend, n: int, seeds: list[int], context_tokens: int) -> dict
             causal = causal_line(backend, task.prefix, task.suffix, context_tokens)
             canvas = backend.infill(req).text
             pick = joint_choice(backend, task.prefix, task.suffix, causal, canvas)
-            rows.append((is_exact(causal, task.middle), is_exact(canvas, task.middle), pick))
+            searched = is_exact(search.infill(req).text, task.middle)
+            rows.append((is_exact(causal, task.middle), is_exact(canvas, task.middle), pick, searched))
     return tally(rows)
 
 
-def humaneval_rows(backend, limit: int | None, context_tokens: int) -> dict[str, float]:
+def humaneval_rows(backend, search, limit: int | None, context_tokens: int) -> dict[str, float]:
     rows = []
     for p in he.load_problems("single-line")[:limit]:
         causal = he.finish(causal_line(backend, p.prompt, p.suffix, context_tokens), "single-line")
         req = he.request(backend, p, "single-line", "unknown", context_tokens)
         canvas = he.finish(backend.infill(req).text, "single-line")
+        searched = he.finish(search.infill(req).text, "single-line")
         pick = joint_choice(backend, p.prompt, p.suffix, causal, canvas)
-        ok = he.run_program(he.program(p, causal))
-        rows.append((ok, ok if canvas == causal else he.run_program(he.program(p, canvas)), pick))
+        runs = {t: he.run_program(he.program(p, t)) for t in {causal, canvas, searched}}  # each text once
+        rows.append((runs[causal], runs[canvas], pick, runs[searched]))
     return tally(rows)
 
 
@@ -121,20 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N HumanEval tasks")
     ap.add_argument("--context-tokens", type=int, default=320)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lengths", default="3,20", help="the length search's exact lengths")
     a = ap.parse_args(argv)
     from runtime.load import load_backend
 
     backend = load_backend(a.model, threads=a.threads)
     seeds = [int(s) for s in a.seeds.split(",")]
-    rows = {"held-out single-line exact match": heldout_rows(backend, a.n, seeds, a.context_tokens)}
+    search = searching(backend, tuple(int(n) for n in a.lengths.split(",")))
+    rows = {"held-out single-line exact match": heldout_rows(backend, search, a.n, seeds, a.context_tokens)}
     if a.humaneval:
         name = "HumanEval single-line pass@1, length unknown"
-        rows[name] = humaneval_rows(backend, a.limit, a.context_tokens)
+        rows[name] = humaneval_rows(backend, search, a.limit, a.context_tokens)
     print(f"# The causal head as a line model ({cpu_name()}, {backend.description}, seeds {a.seeds})\n")
-    print("| tasks | n | causal head % | canvas % | chooser % | either % |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| tasks | n | causal head % | canvas % | chooser % | either % | length search {a.lengths} % |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in rows.items():
-        cells = " | ".join(f"{r[k]:.1f}" for k in ("causal head", "canvas", "chooser", "either"))
+        cells = " | ".join(f"{r[k]:.1f}" for k in COLUMNS)
         print(f"| {name} | {r['n']} | {cells} |")
     return 0
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from benchmarks.causal_lines import MAX_NEW, causal_line, joint_choice, tally
+from benchmarks.causal_lines import COLUMNS, MAX_NEW, causal_line, joint_choice, tally
 from runtime.context import build_context
 
 
@@ -44,6 +44,11 @@ def test_the_chooser_never_takes_a_text_that_does_not_fit_and_tallies_its_picks(
     assert not joint_choice(tiny_backend, prefix, suffix, "x + 1", "x + 1")
     assert not joint_choice(tiny_backend, prefix, suffix, "x" * 400, "x + 1")  # longer than a canvas
     assert joint_choice(tiny_backend, prefix, suffix, "x + 1", "x" * 400)
-    rows = [(True, False, True), (True, False, False), (False, True, False), (False, False, True)]
+    rows = [
+        (True, False, True, True),
+        (True, False, False, False),
+        (False, True, False, False),
+        (False, False, True, False),
+    ]
     table = tally(rows)
-    assert (table["causal head"], table["canvas"], table["chooser"], table["either"]) == (50, 25, 50, 75)
+    assert [table[k] for k in COLUMNS] == [50, 25, 50, 75, 25]
