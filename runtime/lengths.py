@@ -1,18 +1,17 @@
 """Length search: a single line whose length is not given is also decoded at a few exact lengths, and
 the causal head chooses among the texts.
 
-A free canvas decides its own end, and the small model ends too soon: on HumanEval single-line its
-text is under 60 % of the canonical line's length for 80 % of the tasks (`return` where `return
-l[len(l) // 2]` goes), and the same model given the right length (the evaluation's `oracle`) passes
-more. The canvas cannot tell a short text from a long one, but the context rows' causal head can: it
-reads the context left to right (the suffix first, then the prefix), and the log-probability it gives a
-candidate *followed by the suffix's first tokens* is where a line cut short or run on loses, at the
-join. It costs a chain per length (about four times the forwards of a line at lengths 3 and 20).
+A free canvas decides its own end, and the small model often ends too soon (`return` where `return
+l[len(l) // 2]` goes): given the right length (the evaluation's `oracle`) the same model passes more of
+HumanEval single-line (docs/eval.md). The context rows' causal head reads the context left to right (the
+suffix first, then the prefix), so the log-probability it gives a candidate *followed by the suffix's
+first tokens* is a judge of the join, where a line cut short or run on should lose. It costs a chain
+per length (about four times the forwards of a line at lengths 3 and 20).
 
 The lengths a model searches are its own (config.json `decoding.length_search`, `runtime.decoding`):
-none for a model that declares none. Measured for the shipped model (`python -m runtime.eval --model
-FOLDER` on a copy whose config.json declares it; docs/training.md, "Length search"): no robust gain, so
-it declares none.
+none for a model that declares none. Measured for the shipped model (`benchmarks/causal_lines.py`, and
+`python -m runtime.eval --model FOLDER` on a copy whose config.json declares it; docs/training.md, "The
+causal head"): no robust gain, so it declares none.
 """
 
 from __future__ import annotations
