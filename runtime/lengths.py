@@ -40,10 +40,11 @@ def joint_log_probs(
     short = [(k[:, :, :-1], v[:, :, :-1]) for k, v in kv]
     rows = [[last, *ids, *join] for ids in texts]
     width = max(len(r) for r in rows)
-    batch = torch.tensor([r + [last] * (width - len(r)) for r in rows])  # right padding: never read
+    padded = [r + [last] * (width - len(r)) for r in rows]  # right padding: never read
+    batch = torch.tensor(padded, device=kv[0][0].device)
     logp = torch.log_softmax(model.continuation_logits(batch, short).float(), dim=-1)  # (B, T, V)
     picked = logp[:, :-1].gather(-1, batch[:, 1:, None])[..., 0]  # (B, T-1): each next token's
-    return [float(picked[b, : len(r) - 1].sum()) for b, r in enumerate(rows)]
+    return [float(picked[b, : len(r) - 1].sum().cpu()) for b, r in enumerate(rows)]
 
 
 def join_tokens(tok: Tokenizer, suffix: str) -> list[int]:
