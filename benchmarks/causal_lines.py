@@ -15,8 +15,9 @@ the causal head, the canvas (`backend.infill`, the model's decoding defaults), a
 head's likelihood of the joined text, no weight to tune) and either of the two (the most a perfect chooser
 could reach); and the canvas with the length search (`runtime.lengths`, at `--lengths`: the exact-length
 canvases beside the free one, the causal head's joint score choosing), which the shipped model does not
-declare. Quality only: the causal decode here re-reads its own
-tokens each step, so its time is not the time a cached decode would take.
+declare; then the forwards per held-out task of the canvas and of the length search. Quality only: the
+causal decode here re-reads its own tokens each step, so its time is not the time a cached decode would
+take.
 """
 
 from __future__ import annotations
@@ -103,16 +104,22 @@ def searching(backend, lengths: tuple[int, ...]):
 
 
 def heldout_rows(backend, search, n: int, seeds: list[int], context_tokens: int) -> dict[str, float]:
-    rows = []
+    rows, forwards = [], [0, 0]
     for seed in seeds:
         for task in iter_tasks(n, kinds=("line_rest", "mid_line"), seed=seed):
             req = task_request(task.prefix, task.suffix, single_line=True, context_tokens=context_tokens)
             causal = causal_line(backend, task.prefix, task.suffix, context_tokens)
-            canvas = backend.infill(req).text
-            pick = joint_choice(backend, task.prefix, task.suffix, causal, canvas)
-            searched = is_exact(search.infill(req).text, task.middle)
-            rows.append((is_exact(causal, task.middle), is_exact(canvas, task.middle), pick, searched))
-    return tally(rows)
+            canvas, searched = backend.infill(req), search.infill(req)
+            forwards[0] += canvas.stats.forwards
+            forwards[1] += searched.stats.forwards
+            pick = joint_choice(backend, task.prefix, task.suffix, causal, canvas.text)
+            ok = [is_exact(text, task.middle) for text in (causal, canvas.text, searched.text)]
+            rows.append((ok[0], ok[1], pick, ok[2]))
+    spent = {
+        "canvas forwards": forwards[0] / max(len(rows), 1),
+        "search forwards": forwards[1] / max(len(rows), 1),
+    }
+    return tally(rows) | spent
 
 
 def humaneval_rows(backend, search, limit: int | None, context_tokens: int) -> dict[str, float]:
@@ -154,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         cells = " | ".join(f"{r[k]:.1f}" for k in COLUMNS)
         print(f"| {name} | {r['n']} | {cells} |")
+    held = rows["held-out single-line exact match"]
+    print(
+        f"\nforwards per held-out task: the canvas {held['canvas forwards']:.2f}, "
+        f"with the length search {held['search forwards']:.2f} (its chains and the scoring pass)"
+    )
     return 0
 
 
