@@ -181,8 +181,8 @@ def test_chunked_encode_equals_one_encode(backend):
         view, _ = chunked.prepare(ids)
         whole, _ = PromptCache(backend.model).prepare(ids)
     for got, want in zip(view.layers, whole.layers, strict=True):
-        torch.testing.assert_close(got.keys, want.keys, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(got.values, want.values, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.keys, want.keys, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(got.values, want.values, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
