@@ -5,19 +5,22 @@
 The model's context is `FIM_SUFFIX suffix FIM_PREFIX prefix` and its context rows are trained with the
 next-token loss (`runtime/train/objective.py`), so the causal head at the end of the context is an
 autoregressive model of the text after the cursor that has read the suffix. Issue #11 asks whether that
-causal side gives more per FLOP than the canvas; this measures it on the shipped decoding path's tasks:
-greedy tokens from the head, the first constrained to begin with the healed text (as the canvas's first
-slot is), until a line break, then the same `runtime.text.finish` as every backend (the single-line cut
-and the suffix-overlap trim). Rows: exact match on held-out single-line tasks (`runtime.eval.heldout`,
-rest of line and mid-line), and with `--humaneval` HumanEval single-line pass@1 (length unknown), each for
-the causal head, the canvas (`backend.infill`, the model's decoding defaults), a chooser between the two
-(the text whose causal log-probability, with the suffix's first tokens after it, is the higher: the causal
-head's likelihood of the joined text, no weight to tune) and either of the two (the most a perfect chooser
-could reach); and the canvas with the length search (`runtime.lengths`, at `--lengths`: the exact-length
-canvases beside the free one, the causal head's joint score choosing), which the shipped model does not
-declare; then the forwards per held-out task of the canvas and of the length search. Quality only: the
-causal decode here re-reads its own tokens each step, so its time is not the time a cached decode would
-take.
+causal side gives more per FLOP than the canvas; this measures it on the decoding path's tasks. Rows:
+exact match on held-out single-line tasks (`runtime.eval.heldout`, rest of line and mid-line), and with
+`--humaneval` HumanEval single-line pass@1 (length unknown). Columns:
+
+* causal head: its own line (`runtime.lengths.causal_line`: greedy, the first token beginning with the
+  healed text as the canvas's first slot does, through the line break, then the same
+  `runtime.text.finish` as every backend); none where it runs on past a canvas;
+* canvas: `backend.infill` with the model's decoding defaults, no length search, no causal line;
+* chooser: the backend with `decoding.causal_line` (the text whose causal log-probability, with the
+  suffix's first tokens after it, is the higher: no weight to tune);
+* either: the causal head's or the canvas's right (the most a perfect chooser could reach);
+* length search: the backend with `decoding.length_search` at `--lengths` (exact-length canvases beside
+  the free one, the same joint score choosing).
+
+Then the forwards per held-out task of the canvas, the chooser and the length search (a causal step is
+a one-token forward over the cached context, far cheaper than a canvas forward).
 """
 
 from __future__ import annotations
@@ -33,105 +36,76 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.draft_ranking import model_features  # noqa: E402
 from runtime.context import build_context  # noqa: E402
 from runtime.eval import humaneval as he  # noqa: E402
 from runtime.eval.heldout import is_exact, iter_tasks, task_request  # noqa: E402
+from runtime.lengths import causal_line  # noqa: E402
 from runtime.measure import cpu_name  # noqa: E402
-from runtime.text import finish  # noqa: E402
+from runtime.text import finish, strip_heal  # noqa: E402
 
 COLUMNS = ("causal head", "canvas", "chooser", "either", "length search")
-MAX_NEW = 40
-"""Tokens the causal head may write for one line (a line of code is rarely longer)."""
 
 
 @torch.inference_mode()
-def causal_line(backend, prefix: str, suffix: str, context_tokens: int) -> str:
-    """Greedy tokens from the causal head after the context until a line break, finished as a
-    single-line request's text."""
+def causal_text(backend, req) -> str:
+    """The causal head's own line for a single-line request (`runtime.lengths.causal_line`, as a
+    backend with `decoding.causal_line` writes it), finished as the request's text; "" where it runs
+    on past a canvas without a line break (such a line is never a candidate)."""
     tok, model = backend.tok, backend.model
-    ctx = build_context(tok, prefix, suffix, context_tokens)
-    banned = torch.zeros(model.head.weight.shape[0], dtype=torch.bool)
-    banned[list(tok.special_ids)] = True
-    seq, data = [ctx.ids[-1]], b""
+    ctx = build_context(tok, req.prefix, req.suffix, req.context_tokens)
+    limit = min(req.max_tokens, backend.canvas_len) + 1
     with backend.autocast():
-        past = model.encode(torch.tensor([ctx.ids[:-1]]), None)  # the last context row predicts slot 0
-        for step in range(MAX_NEW):
-            logits = model.continuation_logits(torch.tensor([seq]), past)[0, -1].float()
-            logits = logits.masked_fill(banned, float("-inf"))
-            if step == 0 and ctx.heal:
-                allowed = torch.zeros_like(banned)
-                allowed[list(tok.ids_starting_with(ctx.heal.encode()))] = True
-                logits = logits.masked_fill(~allowed, float("-inf"))
-            token = int(logits.argmax())
-            seq.append(token)
-            data += tok.token_bytes(token)
-            if b"\n" in data[len(ctx.heal.encode()) :]:
-                break
-    text = data.decode("utf-8", errors="ignore").removeprefix(ctx.heal)
-    req = task_request(prefix, suffix, single_line=True, context_tokens=context_tokens)
-    return finish(text, req)
-
-
-def joint_choice(backend, prefix: str, suffix: str, causal: str, canvas: str) -> bool:
-    """True: the chooser takes the causal head's text (the higher causal log-probability of the text
-    and the suffix's first tokens after it; a text that does not fit a canvas is never taken)."""
-    if causal == canvas:
-        return False
-    c, d = model_features(backend, prefix, suffix, [causal, canvas])
-    own, other = c[2] + c[5], d[2] + d[5]  # the text's causal sum + the suffix's after it
-    return not c[-1] and (bool(d[-1]) or own > other)
+        kv = model.encode(torch.tensor([ctx.ids]), None)
+        line, _ = causal_line(
+            model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=backend.never_written, limit=limit
+        )
+    return "" if line is None else finish(strip_heal(tok, ctx.heal, line), req)
 
 
 def tally(rows: list[tuple[bool, bool, bool, bool]]) -> dict[str, float]:
-    """(causal right, canvas right, chooser took causal, length search right) per task -> the table's
+    """(causal right, canvas right, chooser right, length search right) per task -> the table's
     percentages."""
     hits = {
         "causal head": sum(a for a, _, _, _ in rows),
         "canvas": sum(b for _, b, _, _ in rows),
-        "chooser": sum(a if pick else b for a, b, pick, _ in rows),
+        "chooser": sum(c for _, _, c, _ in rows),
         "either": sum(a or b for a, b, _, _ in rows),
         "length search": sum(s for *_, s in rows),
     }
     return {k: 100.0 * v / max(len(rows), 1) for k, v in hits.items()} | {"n": len(rows)}
 
 
-def searching(backend, lengths: tuple[int, ...]):
-    """The backend with the length search at `lengths` (`runtime.lengths`; the same model and cache)."""
+def searching(backend, **decoding):
+    """The backend with other decoding options (`runtime.decoding`: `length_search`, `causal_line`;
+    the same model and cache)."""
     other = copy.copy(backend)
-    other.decoding = dataclasses.replace(backend.decoding, length_search=lengths)
+    other.decoding = dataclasses.replace(backend.decoding, **decoding)
     return other
 
 
-def heldout_rows(backend, search, n: int, seeds: list[int], context_tokens: int) -> dict[str, float]:
-    rows, forwards = [], [0, 0]
+def heldout_rows(backend, variants, n: int, seeds: list[int], context_tokens: int) -> dict[str, float]:
+    """`variants`: the backend with the chooser, with the length search."""
+    rows, forwards = [], [0, 0, 0]
     for seed in seeds:
         for task in iter_tasks(n, kinds=("line_rest", "mid_line"), seed=seed):
             req = task_request(task.prefix, task.suffix, single_line=True, context_tokens=context_tokens)
-            causal = causal_line(backend, task.prefix, task.suffix, context_tokens)
-            canvas, searched = backend.infill(req), search.infill(req)
-            forwards[0] += canvas.stats.forwards
-            forwards[1] += searched.stats.forwards
-            pick = joint_choice(backend, task.prefix, task.suffix, causal, canvas.text)
-            ok = [is_exact(text, task.middle) for text in (causal, canvas.text, searched.text)]
-            rows.append((ok[0], ok[1], pick, ok[2]))
-    spent = {
-        "canvas forwards": forwards[0] / max(len(rows), 1),
-        "search forwards": forwards[1] / max(len(rows), 1),
-    }
-    return tally(rows) | spent
+            results = [b.infill(req) for b in (backend, *variants)]
+            for i, r in enumerate(results):
+                forwards[i] += r.stats.forwards
+            texts = [causal_text(backend, req), *(r.text for r in results)]
+            rows.append(tuple(is_exact(text, task.middle) for text in texts))
+    spent = dict(zip(("canvas forwards", "chooser forwards", "search forwards"), forwards, strict=True))
+    return tally(rows) | {k: v / max(len(rows), 1) for k, v in spent.items()}
 
 
-def humaneval_rows(backend, search, limit: int | None, context_tokens: int) -> dict[str, float]:
+def humaneval_rows(backend, variants, limit: int | None, context_tokens: int) -> dict[str, float]:
     rows = []
     for p in he.load_problems("single-line")[:limit]:
-        causal = he.finish(causal_line(backend, p.prompt, p.suffix, context_tokens), "single-line")
         req = he.request(backend, p, "single-line", "unknown", context_tokens)
-        canvas = he.finish(backend.infill(req).text, "single-line")
-        searched = he.finish(search.infill(req).text, "single-line")
-        pick = joint_choice(backend, p.prompt, p.suffix, causal, canvas)
-        runs = {t: he.run_program(he.program(p, t)) for t in {causal, canvas, searched}}  # each text once
-        rows.append((runs[causal], runs[canvas], pick, runs[searched]))
+        texts = [causal_text(backend, req), *(b.infill(req).text for b in (backend, *variants))]
+        texts = [he.finish(t, "single-line") for t in texts]
+        runs = {t: he.run_program(he.program(p, t)) for t in set(texts)}  # each text once
+        rows.append(tuple(runs[t] for t in texts))
     return tally(rows)
 
 
@@ -148,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from runtime.load import load_backend
 
-    backend = load_backend(a.model, threads=a.threads)
+    backend = searching(load_backend(a.model, threads=a.threads), causal_line=False, length_search=())
     seeds = [int(s) for s in a.seeds.split(",")]
-    search = searching(backend, tuple(int(n) for n in a.lengths.split(",")))
-    rows = {"held-out single-line exact match": heldout_rows(backend, search, a.n, seeds, a.context_tokens)}
+    lengths = tuple(int(n) for n in a.lengths.split(","))
+    variants = (searching(backend, causal_line=True), searching(backend, length_search=lengths))
+    rows = {"held-out single-line exact match": heldout_rows(backend, variants, a.n, seeds, a.context_tokens)}
     if a.humaneval:
         name = "HumanEval single-line pass@1, length unknown"
-        rows[name] = humaneval_rows(backend, search, a.limit, a.context_tokens)
+        rows[name] = humaneval_rows(backend, variants, a.limit, a.context_tokens)
     print(f"# The causal head as a line model ({cpu_name()}, {backend.description}, seeds {a.seeds})\n")
     print(f"| tasks | n | causal head % | canvas % | chooser % | either % | length search {a.lengths} % |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -163,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['n']} | {cells} |")
     held = rows["held-out single-line exact match"]
     print(
-        f"\nforwards per held-out task: the canvas {held['canvas forwards']:.2f}, "
-        f"with the length search {held['search forwards']:.2f} (its chains and the scoring pass)"
+        f"\nforwards per held-out task: the canvas {held['canvas forwards']:.2f}, with the causal line "
+        f"{held['chooser forwards']:.2f} (its one-token steps and the scoring pass), with the length search "
+        f"{held['search forwards']:.2f} (its chains and the scoring pass)"
     )
     return 0
 

@@ -1,14 +1,17 @@
 """A model's decoding defaults: the `decoding` section of its config.json.
 
     {"end_probability": 0.3, "pad_run_confidence": 0.3,
-     "policies": {"adaptive": {"gamma": 3.0}}, "length_search": [3, 20], "tuned_by": "..."}
+     "policies": {"adaptive": {"gamma": 3.0}}, "length_search": [3, 20], "causal_line": true,
+     "tuned_by": "..."}
 
 * `end_probability`, `pad_run_confidence`: the end-of-text bars of its free canvases
   (`runtime.rules.EndBars`; absent: 0.5 each);
 * `policies`: per policy, option values that replace the policy's own defaults for this model;
   a request's policy spec still wins (`adaptive:gamma=0.25` runs at 0.25);
 * `length_search`: exact lengths (tokens) at which a single line of unknown length is decoded too,
-  the causal head choosing among the texts (`runtime.lengths`; absent: none).
+  the causal head choosing among the texts (`runtime.lengths`; absent: none);
+* `causal_line`: true: such a line is also written left to right by the causal head, a candidate the
+  same choice weighs (`runtime.lengths.causal_line`; absent: false).
 
 These numbers belong to a model (how confident it is decides how much it may commit per step and
 how sure of an end it must be), so they live beside its weights, like its `drafts` section; a
@@ -36,6 +39,13 @@ class Decoding:
     """Policy name -> option values (checked as a policy spec is)."""
     length_search: tuple[int, ...] = ()
     """Exact lengths tried beside the free canvas for a single line of unknown length."""
+    causal_line: bool = False
+    """Whether the causal head's own line is a candidate beside the free canvas's."""
+
+    @property
+    def searches(self) -> bool:
+        """Whether a single line of unknown length gets candidates beside the free canvas."""
+        return bool(self.length_search or self.causal_line)
 
     def describe(self) -> str:
         """One line for a report: "end bars 0.3 / 0.3; adaptive gamma=3" ("" for the defaults)."""
@@ -47,7 +57,8 @@ class Decoding:
             for name, opts in self.policies.items()
         ]
         lengths = [f"length search {', '.join(map(str, self.length_search))}"] if self.length_search else []
-        return "; ".join([bars, *options, *lengths])
+        causal = ["causal line"] if self.causal_line else []
+        return "; ".join([bars, *options, *lengths, *causal])
 
     @classmethod
     def from_config(cls, section: object) -> Decoding:
@@ -64,7 +75,10 @@ class Decoding:
                 raise ValueError(f"decoding.{key} must be a number in (0, 1), not {value!r}")
             bars[key] = float(value)
         lengths = _lengths(section.get("length_search", []))
-        return cls(EndBars(**bars), _policies(section.get("policies", {})), lengths)
+        causal = section.get("causal_line", False)
+        if not isinstance(causal, bool):
+            raise ValueError(f"decoding.causal_line must be true or false, not {causal!r}")
+        return cls(EndBars(**bars), _policies(section.get("policies", {})), lengths, causal)
 
 
 def _lengths(value: object) -> tuple[int, ...]:

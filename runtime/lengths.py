@@ -1,5 +1,5 @@
-"""Length search: a single line whose length is not given is also decoded at a few exact lengths, and
-the causal head chooses among the texts.
+"""Length search: a single line whose length is not given is also decoded at a few exact lengths, or
+written left to right by the causal head, and the causal head chooses among the texts.
 
 A free canvas decides its own end, and the small model often ends too soon (`return` where `return
 l[len(l) // 2]` goes): given the right length (the evaluation's `oracle`) the same model passes more of
@@ -8,10 +8,15 @@ suffix first, then the prefix), so the log-probability it gives a candidate *fol
 first tokens* is a judge of the join, where a line cut short or run on should lose. It costs a chain
 per length (lengths 3 and 20: 23.9 forwards a held-out line against 3.6, `benchmarks/causal_lines.py`).
 
-The lengths a model searches are its own (config.json `decoding.length_search`, `runtime.decoding`):
-none for a model that declares none. Measured for the shipped model (`benchmarks/causal_lines.py`, and
-`python -m runtime.eval --model FOLDER` on a copy whose config.json declares it; docs/training.md, "The
-causal head"): no robust gain, so it declares none.
+The causal line (`causal_line`) is the context rows' own decode: greedy tokens from the causal head
+after the context through the first line break, a cached one-token forward each (a line of 10 tokens costs
+10 such forwards, each far cheaper than a canvas forward). A small model's canvas and its causal head get
+different lines right (`benchmarks/causal_lines.py`), and the same joint score chooses.
+
+The lengths a model searches, and whether it writes the causal line, are its own (config.json
+`decoding.length_search` and `decoding.causal_line`, `runtime.decoding`): none for a model that declares
+none. Measured for the shipped model with `benchmarks/causal_lines.py`, and `python -m runtime.eval
+--model FOLDER` on a copy whose config.json declares it (docs/training.md, "The causal head").
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from runtime.types import Cancelled
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runtime.model import KV, InfillTransformer
     from runtime.tokenizer import Tokenizer
 
@@ -50,3 +59,41 @@ def joint_log_probs(
 def join_tokens(tok: Tokenizer, suffix: str) -> list[int]:
     """The suffix's first tokens, as the causal head scores them after a candidate."""
     return tok.encode(suffix[:JOIN_CHARS])[:JOIN_TOKENS]
+
+
+def causal_line(
+    model: InfillTransformer,
+    tok: Tokenizer,
+    kv: KV,
+    last: int,
+    *,
+    heal: str,
+    banned: torch.Tensor,
+    limit: int,
+    should_cancel: Callable[[], bool] | None = None,
+) -> tuple[list[int] | None, int]:
+    """Greedy tokens from the causal head after the context (`kv`, whose last position holds the token
+    `last`), the first beginning with the healed text `heal`, through the first line break after it.
+    `banned`: (V,) bool, tokens never written (the special ones). Returns the tokens (heal included, as a
+    canvas's are), or None when no line break comes within `limit` tokens (a text that would not fit
+    the canvas), and the forwards spent. The cancel flag is checked between steps."""
+    past = [(k[:, :, :-1], v[:, :, :-1]) for k, v in kv]  # the last row is computed again: its logits
+    head = heal.encode()
+    first = None
+    if heal:
+        first = torch.ones_like(banned)
+        first[list(tok.ids_starting_with(head))] = False
+    token, out, data = last, [], b""
+    for step in range(limit):
+        if step and should_cancel is not None and should_cancel():
+            raise Cancelled("cancelled between causal steps")
+        logits, past = model.extend(torch.tensor([[token]], device=kv[0][0].device), past)
+        logits = logits[0, -1].float().cpu().masked_fill(banned, float("-inf"))
+        if first is not None and step == 0:
+            logits = logits.masked_fill(first, float("-inf"))
+        token = int(logits.argmax())
+        out.append(token)
+        data += tok.token_bytes(token)
+        if b"\n" in data[len(head) :]:
+            return out, step + 1
+    return None, limit

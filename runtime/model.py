@@ -316,6 +316,12 @@ class InfillTransformer(nn.Module):
         x, _ = self._causal(ids, past, keep=False)
         return self.head(self.norm(x))
 
+    def extend(self, ids: Tensor, past: KV) -> tuple[Tensor, KV]:
+        """One step of a cached left-to-right decode with the causal head: next-token logits (1, T, V)
+        of context tokens `ids` (1, T) after `past`, and the K/V extended by them."""
+        x, kv = self._causal(ids, past, keep=True)
+        return self.head(self.norm(x)), kv
+
     def denoise(self, canvas: Tensor, ctx: KV | CanvasKV | SharedKV) -> Tensor:
         """canvas: (B, C) token ids (mask ids at open slots); ctx: the context K/V (batch 1),
         or a `CanvasKV` of it (then B is 1), which repeated steps on one context should use,

@@ -24,7 +24,7 @@ from runtime.context import Context, build_context
 from runtime.decoding import Decoding
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
-from runtime.lengths import join_tokens, joint_log_probs
+from runtime.lengths import causal_line, join_tokens, joint_log_probs
 from runtime.memo import Memo
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -74,6 +74,9 @@ class EmbeddedBackend(Backend):
         specials = tokenizer.special_ids - {tokenizer.pad_id}
         self._banned = tuple(sorted(specials | set(range(tokenizer.vocab_size, model.args.vocab_size))))
         self._banned_with_pad = tuple(sorted({*self._banned, tokenizer.pad_id}))
+        self.never_written = torch.zeros(model.args.vocab_size, dtype=torch.bool)
+        self.never_written[list(self._banned_with_pad)] = True
+        """The causal line's banned tokens (`runtime.lengths.causal_line`)."""
         self._rules: Memo[str, ContentRule] = Memo(64)
         """Blank-line content rules by healed text (kept here: a class-wide lru_cache kept every
         reloaded backend alive, its model included)."""
@@ -109,10 +112,11 @@ class EmbeddedBackend(Backend):
                     self._chain, policy=policy, ctx=ctx, started=started,
                     should_cancel=should_cancel, generator=generator,
                 )  # fmt: skip
-                base = context.fork() if self.decoding.length_search else context  # before any append
+                base = context.fork() if self.decoding.searches else context  # before any append
                 out, tally = run(plan, context, req=req)
                 if self._searches_length(req, tally):
-                    out, tally = self._length_search(run, base, req, ctx, generator, (out, tally))
+                    free = (out, tally)
+                    out, tally = self._length_search(run, base, req, ctx, generator, free, should_cancel)
         text = finish(strip_heal(self.tok, ctx.heal, out), req)
         size, cached = len(ctx.ids), context.cached
         stats = tally.stats(
@@ -128,17 +132,17 @@ class EmbeddedBackend(Backend):
 
     def _searches_length(self, req: InfillRequest, tally: Tally) -> bool:
         """A single line of unknown length, decoded greedily from masks in time, for a model that
-        declares a length search (`runtime.lengths`)."""
+        declares a length search or the causal line (`runtime.lengths`)."""
         return bool(
-            self.decoding.length_search and req.single_line and not req.exact_length and req.draft is None
+            self.decoding.searches and req.single_line and not req.exact_length and req.draft is None
             and req.temperature == 0 and req.canvas_tokens is None and not tally.deadline_hit
         )  # fmt: skip
 
-    def _length_search(self, run, context, req: InfillRequest, ctx: Context, generator, free):
-        """The free canvas's tokens and the exact-length canvases' (each chain on its own fork of the
-        context), the one whose text (as the request returns it) the causal head gives the highest joint
-        log-probability with the suffix after it (on a blank line, of those that show something, as the
-        free canvas must); counts summed, the scoring forward included."""
+    def _length_search(self, run, context, req: InfillRequest, ctx: Context, generator, free, should_cancel):
+        """The free canvas's tokens, the exact-length canvases' (each chain on its own fork of the
+        context) and the causal line's, the one whose text (as the request returns it) the causal head
+        gives the highest joint log-probability with the suffix after it (on a blank line, of those that
+        show something, as the free canvas must); counts summed, the scoring forward included."""
         runs, tally = [free], Tally()
         tally.merge(free[1])
         for n in self.decoding.length_search:
@@ -148,10 +152,21 @@ class EmbeddedBackend(Backend):
             plan = self._plan(exact, ctx.heal, self.canvas_len, generator)
             runs.append(run(plan, context.fork(), req=exact))
             tally.merge(runs[-1][1])
+        if self.decoding.causal_line:
+            limit = min(req.max_tokens, self.canvas_len) + 1  # the line break's token beyond a full canvas
+            line, spent = causal_line(
+                self.model, self.tok, context.kv, ctx.ids[-1], heal=ctx.heal, banned=self.never_written,
+                limit=limit, should_cancel=should_cancel,
+            )  # fmt: skip
+            tally.forwards += spent
+            if line is not None:
+                runs.append((line, Tally()))
         texts = [finish(strip_heal(self.tok, ctx.heal, out), req) for out, _ in runs]
         keep = list(range(len(runs)))
         if not req.prefix.rsplit("\n", 1)[-1].strip():  # a blank line: those that show something
             keep = [i for i in keep if texts[i].strip()] or keep
+        if len(keep) == 1:  # nothing to choose between
+            return runs[keep[0]][0], tally
         ids = [canvas_target(self.tok, ctx.heal, texts[i]) for i in keep]
         join = join_tokens(self.tok, req.suffix)
         scores = joint_log_probs(self.model, context.kv, ctx.ids[-1], ids, join)

@@ -1,49 +1,41 @@
-"""The causal-lines benchmark's decode: greedy tokens of the causal head, healed, one line."""
+"""The causal-lines benchmark: its causal column is the runtime's causal line, finished as the request's
+text; its table counts each column's right answers."""
 
-import torch
+import pytest
 
-from benchmarks.causal_lines import COLUMNS, MAX_NEW, causal_line, joint_choice, tally
-from runtime.context import build_context
-
-
-def _greedy_chain(backend, prefix: str, suffix: str) -> list[int]:
-    """The same greedy chain, recomputed from scratch in one pass over the whole sequence
-    (the last context row and each written token predict the next token)."""
-    tok, model = backend.tok, backend.model
-    ctx = build_context(tok, prefix, suffix, 320)
-    with torch.inference_mode(), backend.autocast():
-        past = model.encode(torch.tensor([ctx.ids[:-1]]), None)
-        seq = [ctx.ids[-1]]
-        for _ in range(MAX_NEW):
-            logits = model.continuation_logits(torch.tensor([seq]), past)[0, -1].float()
-            logits[list(tok.special_ids)] = float("-inf")
-            if len(seq) == 1 and ctx.heal:
-                keep = torch.full_like(logits, float("-inf"))
-                ids = list(tok.ids_starting_with(ctx.heal.encode()))
-                keep[ids] = logits[ids]
-                logits = keep
-            seq.append(int(logits.argmax()))
-            if b"\n" in b"".join(tok.token_bytes(i) for i in seq[1:])[len(ctx.heal.encode()) :]:
-                break
-    return seq[1:]
+from benchmarks.causal_lines import COLUMNS, causal_text, searching, tally
+from runtime.eval.heldout import task_request
 
 
-def test_a_causal_line_is_one_healed_line_of_the_greedy_chain(tiny_backend):
-    prefix, suffix = "def area(width, height):\n    return wid", "\n\n\nprint(area(2, 3))\n"
-    text = causal_line(tiny_backend, prefix, suffix, 320)
-    assert "\n" not in text
-    ctx = build_context(tiny_backend.tok, prefix, suffix, 320)
-    chain = b"".join(tiny_backend.tok.token_bytes(i) for i in _greedy_chain(tiny_backend, prefix, suffix))
-    assert chain.startswith(ctx.heal.encode())  # the first token begins with the healed text
-    written = chain.decode("utf-8", errors="ignore").removeprefix(ctx.heal).split("\n")[0]
-    assert written.startswith(text.rstrip())  # the suffix trim only ever shortens it
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model (a random model seldom writes a line break, the trained one does)."""
+    from runtime.load import load_embedded
+
+    return load_embedded("default", threads=1, dtype="float32")
 
 
-def test_the_chooser_never_takes_a_text_that_does_not_fit_and_tallies_its_picks(tiny_backend):
-    prefix, suffix = "def f(x):\n    return ", "\n"
-    assert not joint_choice(tiny_backend, prefix, suffix, "x + 1", "x + 1")
-    assert not joint_choice(tiny_backend, prefix, suffix, "x" * 400, "x + 1")  # longer than a canvas
-    assert joint_choice(tiny_backend, prefix, suffix, "x + 1", "x" * 400)
+def test_the_causal_column_is_the_chooser_s_candidate(shipped):
+    """Where the causal head ends a line, the chooser (the backend with the causal line) answers with
+    either the canvas's text or this one; where it runs on past a canvas, the column is empty."""
+    named = task_request(
+        "class A:\n    def __init__(self, name):\n        self.name = ",
+        "\n",
+        single_line=True,
+        context_tokens=320,
+    )
+    text = causal_text(shipped, named)
+    assert text and "\n" not in text
+    canvas = searching(shipped, causal_line=False, length_search=())
+    chooser = searching(shipped, causal_line=True, length_search=())
+    assert chooser.infill(named).text in {text, canvas.infill(named).text}
+    runs_on = task_request(
+        "def area(w, h):\n    return ", "\n\nprint(area(2, 3))\n", single_line=True, context_tokens=320
+    )
+    assert causal_text(shipped, runs_on) == ""
+
+
+def test_the_table_counts_each_column():
     rows = [
         (True, False, True, True),
         (True, False, False, False),

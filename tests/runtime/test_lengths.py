@@ -1,5 +1,6 @@
-"""Length search (`runtime.lengths`, config.json `decoding.length_search`): parsed and checked, the
-causal head's joint score, and when the embedded backend searches."""
+"""Length search (`runtime.lengths`, config.json `decoding.length_search` and `decoding.causal_line`):
+parsed and checked, the causal head's joint score and its own line, and when the embedded backend
+searches."""
 
 import dataclasses
 
@@ -10,7 +11,8 @@ from runtime.backends.embedded import EmbeddedBackend
 from runtime.canvas import canvas_target
 from runtime.context import build_context
 from runtime.decoding import Decoding
-from runtime.lengths import join_tokens, joint_log_probs
+from runtime.lengths import causal_line, join_tokens, joint_log_probs
+from runtime.text import finish, strip_heal
 from runtime.types import InfillRequest
 
 LINE = InfillRequest(
@@ -81,3 +83,91 @@ def test_no_search_where_the_length_is_given_or_the_request_is_not_a_greedy_line
     req = dataclasses.replace(LINE, **change)
     plain, searching = _searching(tiny_backend, ()), _searching(tiny_backend, (3, 8))
     assert searching.infill(req).stats.forwards == plain.infill(req).stats.forwards
+
+
+def test_the_section_declares_the_causal_line_and_refuses_a_non_boolean():
+    d = Decoding.from_config({"causal_line": True})
+    assert d.causal_line and d.searches and d.length_search == ()
+    assert d.describe() == "end bars 0.5 / 0.5; causal line"
+    assert not Decoding.from_config({}).searches
+    for bad in (1, "true", None):
+        with pytest.raises(ValueError, match=r"decoding\.causal_line must be true or false"):
+            Decoding.from_config({"causal_line": bad})
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model in float32 (a random model seldom writes a line break, the trained one does)."""
+    from runtime.load import load_embedded
+
+    return load_embedded("default", threads=1, dtype="float32")
+
+
+def _greedy_uncached(
+    model, ids: list[int], banned: torch.Tensor, n: int, first: tuple[int, ...]
+) -> list[int]:
+    """n greedy tokens from the causal head, the first one of `first`, the whole sequence encoded again
+    at every step."""
+    out = []
+    for step in range(n):
+        seq = torch.tensor([ids + out])
+        logits = model.forward_train(seq, seq.shape[1], torch.ones_like(seq, dtype=torch.bool))[0, -1].float()
+        logits = logits.masked_fill(banned, float("-inf"))
+        if step == 0:
+            allowed = torch.zeros_like(banned)
+            allowed[list(first)] = True
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        out.append(int(logits.argmax()))
+    return out
+
+
+NAMED = InfillRequest(
+    "class A:\n    def __init__(self, name):\n        self.name = ", "\n", single_line=True, max_tokens=32
+)
+"""A line the shipped model's causal head ends (on `LINE` it runs on past a canvas)."""
+
+
+@pytest.mark.parametrize("prefix", [NAMED.prefix, "def area(w, h):\n    ret"])
+def test_the_causal_line_is_the_uncached_greedy_decode_through_the_line_break(shipped, prefix):
+    """The first token begins with the healed text (a space, a cut word), as a canvas's first slot does."""
+    tok, model, banned = shipped.tok, shipped.model, shipped.never_written
+    ctx = build_context(tok, prefix, "\n", 320)
+    assert ctx.heal
+    first = tok.ids_starting_with(ctx.heal.encode())
+    with torch.inference_mode():
+        kv = model.encode(torch.tensor([ctx.ids]), None)
+        line, spent = causal_line(model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=24)
+        assert line is not None and spent == len(line) and line[0] in first
+        assert line == _greedy_uncached(model, ctx.ids, banned, len(line), first)
+        assert b"\n" in tok.token_bytes(line[-1]) and not any(b"\n" in tok.token_bytes(t) for t in line[:-1])
+        # no line break within the limit: no candidate, every step counted
+        if len(line) > 1:
+            assert causal_line(model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=1) == (
+                None,
+                1,
+            )
+
+
+def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipped):
+    causal = EmbeddedBackend(
+        shipped.model, shipped.tok, decoding=dataclasses.replace(shipped.decoding, causal_line=True)
+    )
+    plain = EmbeddedBackend(shipped.model, shipped.tok, decoding=shipped.decoding)
+    free = plain.infill(NAMED)
+    found = causal.infill(NAMED)
+    ctx = build_context(shipped.tok, NAMED.prefix, NAMED.suffix, 320)
+    with torch.inference_mode():
+        kv = shipped.model.encode(torch.tensor([ctx.ids]), None)
+        line, spent = causal_line(
+            shipped.model, shipped.tok, kv, ctx.ids[-1], heal=ctx.heal, banned=causal.never_written, limit=33
+        )
+    assert line is not None
+    written = finish(strip_heal(shipped.tok, ctx.heal, line), NAMED)
+    assert found.text in {free.text, written}
+    assert found.stats.forwards == free.stats.forwards + spent + 1  # the causal steps and the scoring pass
+    # on LINE the causal head runs on past the canvas: no candidate, no choice, its steps still counted
+    assert causal.infill(LINE).text == plain.infill(LINE).text
+    assert causal.infill(LINE).stats.forwards == plain.infill(LINE).stats.forwards + 33
+    # a request that is not a greedy line of unknown length writes no causal line
+    block = dataclasses.replace(NAMED, single_line=False)
+    assert causal.infill(block).stats.forwards == plain.infill(block).stats.forwards
