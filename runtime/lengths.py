@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from runtime.cache import crop
 from runtime.types import Cancelled
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from runtime.model import KV, InfillTransformer
     from runtime.tokenizer import Tokenizer
@@ -70,30 +71,43 @@ def causal_line(
     heal: str,
     banned: torch.Tensor,
     limit: int,
+    draft: Sequence[int] = (),
     should_cancel: Callable[[], bool] | None = None,
 ) -> tuple[list[int] | None, int]:
     """Greedy tokens from the causal head after the context (`kv`, whose last position holds the token
     `last`), the first beginning with the healed text `heal`, through the first line break after it.
     `banned`: (V,) bool, tokens never written (the special ones). Returns the tokens (heal included, as a
     canvas's are), or None when no line break comes within `limit` tokens (a text that would not fit
-    the canvas), and the forwards spent. The cancel flag is checked between steps."""
-    past = [(k[:, :, :-1], v[:, :, :-1]) for k, v in kv]  # the last row is computed again: its logits
+    the canvas), and the forwards spent. The cancel flag is checked between steps.
+
+    `draft`: tokens the line may begin with (the canvas's), read in the first forward: the greedy
+    choices that follow draft tokens the head agrees with are taken at once (greedy speculative decoding:
+    the same line, fewer forwards)."""
+    device = kv[0][0].device
+    past = crop(kv, kv[0][0].shape[2] - 1)  # the last row is computed again: its logits
     head = heal.encode()
     first = None
     if heal:
         first = torch.ones_like(banned)
         first[list(tok.ids_starting_with(head))] = False
-    token, out, data = last, [], b""
-    for step in range(limit):
-        if step and should_cancel is not None and should_cancel():
+    feed, out, data, forwards = [last, *draft[: limit - 1]], [], b"", 0
+    while True:
+        if forwards and should_cancel is not None and should_cancel():
             raise Cancelled("cancelled between causal steps")
-        logits, past = model.extend(torch.tensor([[token]], device=kv[0][0].device), past)
-        logits = logits[0, -1].float().cpu().masked_fill(banned, float("-inf"))
-        if first is not None and step == 0:
-            logits = logits.masked_fill(first, float("-inf"))
-        token = int(logits.argmax())
-        out.append(token)
-        data += tok.token_bytes(token)
-        if b"\n" in data[len(head) :]:
-            return out, step + 1
-    return None, limit
+        logits, grown = model.extend(torch.tensor([feed], device=device), past)
+        forwards += 1
+        logits = logits[0].float().cpu().masked_fill(banned, float("-inf"))  # (T, V)
+        if first is not None and not out:
+            logits[0] = logits[0].masked_fill(first, float("-inf"))
+        greedy = logits.argmax(-1).tolist()  # greedy[j]: the head's choice after feed[: j + 1]
+        n = 1
+        while n < len(feed) and feed[n] == greedy[n - 1]:  # a draft token the head would have chosen
+            n += 1
+        for token in greedy[:n]:
+            out.append(token)
+            data += tok.token_bytes(token)
+            if b"\n" in data[len(head) :]:
+                return out, forwards
+            if len(out) >= limit:
+                return None, forwards
+        past, feed = crop(grown, past[0][0].shape[2] + n), [greedy[n - 1]]

@@ -154,15 +154,16 @@ class EmbeddedBackend(Backend):
             tally.merge(runs[-1][1])
         if self.decoding.causal_line:
             limit = min(req.max_tokens, self.canvas_len) + 1  # the line break's token beyond a full canvas
+            guess = canvas_target(self.tok, ctx.heal, finish(strip_heal(self.tok, ctx.heal, free[0]), req))
             line, spent = causal_line(
                 self.model, self.tok, context.kv, ctx.ids[-1], heal=ctx.heal, banned=self.never_written,
-                limit=limit, should_cancel=should_cancel,
+                limit=limit, draft=guess, should_cancel=should_cancel,
             )  # fmt: skip
             tally.forwards += spent
             if line is not None:
                 runs.append((line, Tally()))
         texts = [finish(strip_heal(self.tok, ctx.heal, out), req) for out, _ in runs]
-        keep = list(range(len(runs)))
+        keep = [i for i, t in enumerate(texts) if t not in texts[:i]]  # a text once
         if not req.prefix.rsplit("\n", 1)[-1].strip():  # a blank line: those that show something
             keep = [i for i in keep if texts[i].strip()] or keep
         if len(keep) == 1:  # nothing to choose between

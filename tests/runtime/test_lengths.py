@@ -148,6 +148,26 @@ def test_the_causal_line_is_the_uncached_greedy_decode_through_the_line_break(sh
             )
 
 
+@pytest.mark.parametrize("prefix", [NAMED.prefix, "def area(w, h):\n    ret"])
+def test_a_draft_gives_the_same_causal_line_in_fewer_forwards(shipped, prefix):
+    """Greedy speculative decoding: the draft's tokens the head agrees with are taken in one forward;
+    a wrong draft costs nothing, a partly right one saves its right tokens' steps."""
+    tok, model, banned = shipped.tok, shipped.model, shipped.never_written
+    ctx = build_context(tok, prefix, "\n", 320)
+    with torch.inference_mode():
+        kv = model.encode(torch.tensor([ctx.ids]), None)
+        line, plain = causal_line(model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=24)
+        assert line is not None and plain == len(line)
+        wrong = [t for t in tok.encode(" zzz qqq") if t not in line]
+        for draft, spent in [
+            (line, 1), (line[:-1], 1), (wrong, plain), (line[:1] + wrong, plain - 1), ([*line, *wrong], 1)
+        ]:  # fmt: skip
+            got = causal_line(
+                model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=24, draft=draft
+            )
+            assert got == (line, max(spent, 1)), draft
+
+
 def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipped):
     causal = EmbeddedBackend(
         shipped.model, shipped.tok, decoding=dataclasses.replace(shipped.decoding, causal_line=True)
@@ -158,13 +178,16 @@ def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipp
     ctx = build_context(shipped.tok, NAMED.prefix, NAMED.suffix, 320)
     with torch.inference_mode():
         kv = shipped.model.encode(torch.tensor([ctx.ids]), None)
+        guess = canvas_target(shipped.tok, ctx.heal, free.text)  # the canvas's text: the causal line's draft
         line, spent = causal_line(
-            shipped.model, shipped.tok, kv, ctx.ids[-1], heal=ctx.heal, banned=causal.never_written, limit=33
-        )
+            shipped.model, shipped.tok, kv, ctx.ids[-1], heal=ctx.heal, banned=causal.never_written, limit=33,
+            draft=guess,
+        )  # fmt: skip
     assert line is not None
     written = finish(strip_heal(shipped.tok, ctx.heal, line), NAMED)
     assert found.text in {free.text, written}
-    assert found.stats.forwards == free.stats.forwards + spent + 1  # the causal steps and the scoring pass
+    scored = written != free.text  # two texts: one scoring pass
+    assert found.stats.forwards == free.stats.forwards + spent + scored
     # on LINE the causal head runs on past the canvas: no candidate, no choice, its steps still counted
     assert causal.infill(LINE).text == plain.infill(LINE).text
     assert causal.infill(LINE).stats.forwards == plain.infill(LINE).stats.forwards + 33
