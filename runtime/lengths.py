@@ -10,7 +10,8 @@ per length (lengths 3 and 20: 23.9 forwards a held-out line against 3.6, `benchm
 
 The causal line (`causal_line`) is the context rows' own decode: greedy tokens from the causal head
 after the context through the first line break, a cached one-token forward each (a line of 10 tokens costs
-10 such forwards, each far cheaper than a canvas forward). A small model's canvas and its causal head get
+10 such forwards, each far cheaper than a canvas forward; fewer where the canvas's text, read first as a
+draft, agrees). A small model's canvas and its causal head get
 different lines right (`benchmarks/causal_lines.py`), and the same joint score chooses.
 
 The lengths a model searches, and whether it writes the causal line, are its own (config.json
@@ -18,8 +19,8 @@ The lengths a model searches, and whether it writes the causal line, are its own
 none. Measured for the shipped model with `benchmarks/causal_lines.py`, and `python -m runtime.eval
 --model FOLDER` on a copy whose config.json declares it (docs/training.md, "The causal head" and "The causal
 line as a decoding option"): the causal line gained 0.3 points on HumanEval single-line and held-out lines
-without a workspace, at under half the tokens per forward (2.19, the issue's target 2.5) and about twice the
-model's own latency, so the shipped model declares neither.
+without a workspace, at under half the tokens per forward (2.19 on `benchmarks/workspace.py`'s model + drafts
+row, the issue's target 2.5) and about twice the model's own latency, so the shipped model declares neither.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from runtime.context import build_context
 from runtime.decoding import Decoding
 from runtime.lengths import causal_line, join_tokens, joint_log_probs
 from runtime.text import finish, strip_heal
-from runtime.types import InfillRequest
+from runtime.types import Cancelled, InfillRequest
 
 LINE = InfillRequest(
     "def area(w, h):\n    return ", "\n\nprint(area(2, 3))\n", single_line=True, max_tokens=32
@@ -166,6 +166,20 @@ def test_a_draft_gives_the_same_causal_line_in_fewer_forwards(shipped, prefix):
                 model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=24, draft=draft
             )
             assert got == (line, max(spent, 1)), draft
+
+
+def test_a_cancelled_request_stops_the_causal_line_between_steps(shipped):
+    tok, model, banned = shipped.tok, shipped.model, shipped.never_written
+    ctx = build_context(tok, NAMED.prefix, "\n", 320)
+    calls = []
+    with torch.inference_mode():
+        kv = model.encode(torch.tensor([ctx.ids]), None)
+        with pytest.raises(Cancelled):
+            causal_line(
+                model, tok, kv, ctx.ids[-1], heal=ctx.heal, banned=banned, limit=24,
+                should_cancel=lambda: calls.append(1) or True,
+            )  # fmt: skip
+    assert len(calls) == 1  # checked before the second step, never before the first
 
 
 def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipped):
