@@ -24,7 +24,7 @@ from runtime.context import Context, build_context
 from runtime.decoding import Decoding
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
-from runtime.lengths import causal_line, join_tokens, joint_log_probs
+from runtime.lengths import CAUSAL_SLACK, causal_line, join_tokens, joint_log_probs
 from runtime.memo import Memo
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -153,8 +153,9 @@ class EmbeddedBackend(Backend):
             runs.append(run(plan, context.fork(), req=exact))
             tally.merge(runs[-1][1])
         if self.decoding.causal_line:
-            limit = min(req.max_tokens, self.canvas_len) + 1  # the line break's token beyond a full canvas
             guess = canvas_target(self.tok, ctx.heal, finish(strip_heal(self.tok, ctx.heal, free[0]), req))
+            # the line break's token beyond a full canvas; a line that runs on past the canvas's text is cut
+            limit = min(min(req.max_tokens, self.canvas_len) + 1, len(guess) + CAUSAL_SLACK)
             line, spent = causal_line(
                 self.model, self.tok, context.kv, ctx.ids[-1], heal=ctx.heal, banned=self.never_written,
                 limit=limit, draft=guess, should_cancel=should_cancel,

@@ -11,7 +11,7 @@ from runtime.backends.embedded import EmbeddedBackend
 from runtime.canvas import canvas_target
 from runtime.context import build_context
 from runtime.decoding import Decoding
-from runtime.lengths import causal_line, join_tokens, joint_log_probs
+from runtime.lengths import CAUSAL_SLACK, causal_line, join_tokens, joint_log_probs
 from runtime.text import finish, strip_heal
 from runtime.types import Cancelled, InfillRequest
 
@@ -186,7 +186,9 @@ def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipp
     causal = EmbeddedBackend(
         shipped.model, shipped.tok, decoding=dataclasses.replace(shipped.decoding, causal_line=True)
     )
-    plain = EmbeddedBackend(shipped.model, shipped.tok, decoding=shipped.decoding)
+    plain = EmbeddedBackend(
+        shipped.model, shipped.tok, decoding=dataclasses.replace(shipped.decoding, causal_line=False)
+    )
     free = plain.infill(NAMED)
     found = causal.infill(NAMED)
     ctx = build_context(shipped.tok, NAMED.prefix, NAMED.suffix, 320)
@@ -194,17 +196,18 @@ def test_a_backend_with_the_causal_line_answers_with_one_of_its_candidates(shipp
         kv = shipped.model.encode(torch.tensor([ctx.ids]), None)
         guess = canvas_target(shipped.tok, ctx.heal, free.text)  # the canvas's text: the causal line's draft
         line, spent = causal_line(
-            shipped.model, shipped.tok, kv, ctx.ids[-1], heal=ctx.heal, banned=causal.never_written, limit=33,
-            draft=guess,
+            shipped.model, shipped.tok, kv, ctx.ids[-1], heal=ctx.heal, banned=causal.never_written,
+            limit=min(33, len(guess) + CAUSAL_SLACK), draft=guess,
         )  # fmt: skip
     assert line is not None
     written = finish(strip_heal(shipped.tok, ctx.heal, line), NAMED)
     assert found.text in {free.text, written}
     scored = written != free.text  # two texts: one scoring pass
     assert found.stats.forwards == free.stats.forwards + spent + scored
-    # on LINE the causal head runs on past the canvas: no candidate, no choice, its steps still counted
+    # on LINE the causal head runs on past the canvas's text: no candidate, no choice, its steps counted
+    cut = len(canvas_target(shipped.tok, " ", plain.infill(LINE).text)) + CAUSAL_SLACK
     assert causal.infill(LINE).text == plain.infill(LINE).text
-    assert causal.infill(LINE).stats.forwards == plain.infill(LINE).stats.forwards + 33
+    assert causal.infill(LINE).stats.forwards == plain.infill(LINE).stats.forwards + min(33, cut)
     # a request that is not a greedy line of unknown length writes no causal line
     block = dataclasses.replace(NAMED, single_line=False)
     assert causal.infill(block).stats.forwards == plain.infill(block).stats.forwards
