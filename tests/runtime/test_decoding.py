@@ -63,7 +63,8 @@ def test_the_request_s_spec_wins_over_the_model_s_defaults():
 def test_the_shipped_model_declares_its_tuned_defaults():
     d = Decoding.from_config(json.loads(SHIPPED.read_text())["decoding"])
     assert d.end_bars == EndBars(0.3, 0.3) and d.policies["adaptive"]["gamma"] == 3.0
-    assert d.describe() == "end bars 0.3 / 0.3; adaptive gamma=3"
+    assert d.causal_line and d.length_search == ()
+    assert d.describe() == "end bars 0.3 / 0.3; adaptive gamma=3; causal line"
     assert Decoding().describe() == ""
 
 
