@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from runtime.context import build_context  # noqa: E402
 from runtime.eval import humaneval as he  # noqa: E402
 from runtime.eval.heldout import is_exact, iter_tasks, task_request  # noqa: E402
-from runtime.lengths import causal_line  # noqa: E402
+from runtime.lengths import causal_limit, causal_line  # noqa: E402
 from runtime.measure import cpu_name  # noqa: E402
 from runtime.text import finish, strip_heal  # noqa: E402
 
@@ -48,12 +48,12 @@ COLUMNS = ("causal head", "canvas", "chooser", "either", "length search")
 
 @torch.inference_mode()
 def causal_text(backend, req) -> str:
-    """The causal head's own line for a single-line request (`runtime.lengths.causal_line`, as a
-    backend with `decoding.causal_line` writes it), finished as the request's text; "" where it runs
-    on past a canvas without a line break (such a line is never a candidate)."""
+    """The causal head's own line for a single-line request (`runtime.lengths.causal_line`), finished
+    as the request's text; "" where it runs on past a canvas without a line break. Uncut: a backend with
+    `decoding.causal_line` also drops a line that runs `CAUSAL_SLACK` tokens past its canvas's text."""
     tok, model = backend.tok, backend.model
     ctx = build_context(tok, req.prefix, req.suffix, req.context_tokens)
-    limit = min(req.max_tokens, backend.canvas_len) + 1
+    limit = causal_limit(req.max_tokens, backend.canvas_len)
     with backend.autocast():
         kv = model.encode(torch.tensor([ctx.ids]), None)
         line, _ = causal_line(

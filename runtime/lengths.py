@@ -11,8 +11,8 @@ per length (lengths 3 and 20: 23.9 forwards a held-out line against 3.6, `benchm
 The causal line (`causal_line`) is the context rows' own decode: greedy tokens from the causal head
 after the context through the first line break, a cached one-token forward each (a line of 10 tokens costs
 10 such forwards, each far cheaper than a canvas forward; fewer where the canvas's text, read first as a
-draft, agrees). A small model's canvas and its causal head get
-different lines right (`benchmarks/causal_lines.py`), and the same joint score chooses.
+draft, agrees). A small model's canvas and its causal head get different lines right
+(`benchmarks/causal_lines.py`), and the same joint score chooses.
 
 The lengths a model searches, and whether it writes the causal line, are its own (config.json
 `decoding.length_search` and `decoding.causal_line`, `runtime.decoding`): none for a model that declares
@@ -64,6 +64,13 @@ def joint_log_probs(
     logp = torch.log_softmax(model.continuation_logits(batch, short).float(), dim=-1)  # (B, T, V)
     picked = logp[:, :-1].gather(-1, batch[:, 1:, None])[..., 0]  # (B, T-1): each next token's
     return [float(picked[b, : len(r) - 1].sum().cpu()) for b, r in enumerate(rows)]
+
+
+def causal_limit(max_tokens: int, canvas_len: int, drafted: int | None = None) -> int:
+    """The most tokens the causal line may write: a full canvas and its line break's token, and given
+    `drafted` (the canvas's text in tokens, heal included) no more than `CAUSAL_SLACK` past it."""
+    limit = min(max_tokens, canvas_len) + 1
+    return limit if drafted is None else min(limit, drafted + CAUSAL_SLACK)
 
 
 def join_tokens(tok: Tokenizer, suffix: str) -> list[int]:

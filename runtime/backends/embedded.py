@@ -24,7 +24,7 @@ from runtime.context import Context, build_context
 from runtime.decoding import Decoding
 from runtime.drafts import DraftRules, Verified, verify
 from runtime.drafts import draft_canvases as drafted_canvases
-from runtime.lengths import CAUSAL_SLACK, causal_line, join_tokens, joint_log_probs
+from runtime.lengths import causal_limit, causal_line, join_tokens, joint_log_probs
 from runtime.memo import Memo
 from runtime.model import InfillTransformer
 from runtime.policies import Policy, make_policy
@@ -142,7 +142,8 @@ class EmbeddedBackend(Backend):
         """The free canvas's tokens, the exact-length canvases' (each chain on its own fork of the
         context) and the causal line's, the one whose text (as the request returns it) the causal head
         gives the highest joint log-probability with the suffix after it (on a blank line, of those that
-        show something, as the free canvas must); counts summed, the scoring forward included."""
+        show something, as the free canvas must); counts summed, the scoring forward included (none
+        when one text is left)."""
         runs, tally = [free], Tally()
         tally.merge(free[1])
         for n in self.decoding.length_search:
@@ -152,18 +153,18 @@ class EmbeddedBackend(Backend):
             plan = self._plan(exact, ctx.heal, self.canvas_len, generator)
             runs.append(run(plan, context.fork(), req=exact))
             tally.merge(runs[-1][1])
+        texts = [finish(strip_heal(self.tok, ctx.heal, out), req) for out, _ in runs]
         if self.decoding.causal_line:
-            guess = canvas_target(self.tok, ctx.heal, finish(strip_heal(self.tok, ctx.heal, free[0]), req))
-            # the line break's token beyond a full canvas; a line that runs on past the canvas's text is cut
-            limit = min(min(req.max_tokens, self.canvas_len) + 1, len(guess) + CAUSAL_SLACK)
+            guess = canvas_target(self.tok, ctx.heal, texts[0])  # the free canvas's text: the line's draft
             line, spent = causal_line(
                 self.model, self.tok, context.kv, ctx.ids[-1], heal=ctx.heal, banned=self.never_written,
-                limit=limit, draft=guess, should_cancel=should_cancel,
+                limit=causal_limit(req.max_tokens, self.canvas_len, len(guess)), draft=guess,
+                should_cancel=should_cancel,
             )  # fmt: skip
             tally.forwards += spent
             if line is not None:
                 runs.append((line, Tally()))
-        texts = [finish(strip_heal(self.tok, ctx.heal, out), req) for out, _ in runs]
+                texts.append(finish(strip_heal(self.tok, ctx.heal, line), req))
         keep = [i for i, t in enumerate(texts) if t not in texts[:i]]  # a text once
         if not req.prefix.rsplit("\n", 1)[-1].strip():  # a blank line: those that show something
             keep = [i for i in keep if texts[i].strip()] or keep
