@@ -78,6 +78,17 @@ class SourceFile:
     source: str = ""
     """'' for this machine's own files; '<wheel file name>#sha256=<hex>' for a pinned wheel's."""
 
+    @property
+    def origin(self) -> str:
+        """Which part of the corpus the file comes from: one of `ORIGINS`."""
+        if self.package.startswith("stdlib:"):
+            return "stdlib"
+        return "pinned" if self.source else "installed"
+
+
+ORIGINS = ("stdlib", "installed", "pinned")
+"""The standard library, this machine's installed packages, the pinned wheels (corpus v2)."""
+
 
 @dataclass(frozen=True)
 class ManifestRow:

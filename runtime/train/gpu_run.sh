@@ -34,6 +34,11 @@ COMPILE=${COMPILE:---compile}
 if [ -z "${CORPUS:-}" ]; then
   if [ -f data/gpu-corpus/summary.json ]; then CORPUS=data/gpu-corpus; else CORPUS=data/corpus; fi
 fi
+# sampling weight per origin (--mix): on corpus v2 the standard library is 3.4 % of the characters and
+# 95 CPU minutes on it alone lowered HumanEval (docs/training.md, "Phase 5 candidate"); these weights give
+# it corpus v1's share again (stdlib 19.8 %, installed 20.6 %, pinned 59.6 %). Not yet measured on a GPU;
+# MIX= samples by size.
+MIX=${MIX-stdlib=4,pinned=0.5}
 DRAFTS=${DRAFTS:-0.6}  # fraction of rest-of-line samples trained on drafted canvases
 SNIPPETS=${SNIPPETS:-0.3}  # fraction of samples with context snippets (the model then declares the layout)
 TOKENIZER=${TOKENIZER:-runtime/train/tokenizer-v2.json}
@@ -63,7 +68,7 @@ echo "gpu_run: $used min trained so far, training until $budget min (schedule ov
 # shellcheck disable=SC2086  # COMPILE and EXTRA are lists of flags
 $PY -m runtime.train train \
   --device "$DEVICE" --preset "$PRESET" ${LAYERS:+--n-layers "$LAYERS"} --run-dir "$RUN" --out "$OUT" \
-  --corpus "$CORPUS" --tokenizer "$TOKENIZER" \
+  --corpus "$CORPUS" --tokenizer "$TOKENIZER" --mix "$MIX" \
   --max-minutes "$budget" --schedule-minutes "$TOTAL_MINUTES" \
   --batch-size "$BATCH" --workers "$WORKERS" --threads 4 $COMPILE \
   --ctx-fraction 1.0 --lr 3e-3 --warmup-steps 200 --drafts "$DRAFTS" --snippets "$SNIPPETS" \

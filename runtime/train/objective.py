@@ -250,6 +250,8 @@ class SampleStream:
 
     `keys`: each document's (package, path), for drafted canvases: drafts are retrieved from a
     `WorkspaceIndex` of the document's package, built when first needed.
+    `weights`: each document's sampling weight per character (default 1; 0 leaves it out), so a
+    corpus's parts can be mixed in other shares than their sizes (`trainer.TrainConfig.mix`).
     All randomness comes from one `random.Random`, whose state is checkpointed."""
 
     def __init__(
@@ -259,24 +261,29 @@ class SampleStream:
         cfg: ObjectiveConfig,
         seed: int = 0,
         keys: Sequence[tuple[str, str]] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if keys is not None and len(keys) != len(texts):
             raise ValueError("one (package, path) key per document")
+        if weights is not None and (len(weights) != len(texts) or min(weights, default=0) < 0):
+            raise ValueError("one weight >= 0 per document")
         if (cfg.drafts or cfg.snippets) and keys is None:
             raise ValueError("drafted canvases and snippets need each document's (package, path)")
-        pairs = [(t, k) for t, k in zip(texts, keys or [None] * len(texts), strict=True) if t.strip()]
-        if not pairs:
-            raise ValueError("no non-empty documents to sample from")
-        texts = [t for t, _ in pairs]
-        self.keys = [k for _, k in pairs]
+        rows = zip(texts, keys or [None] * len(texts), weights or [1.0] * len(texts), strict=True)
+        kept = [(t, k, round(len(t) * w)) for t, k, w in rows if t.strip()]
+        kept = [row for row in kept if row[2] > 0]
+        if not kept:
+            raise ValueError("no non-empty documents (of weight > 0) to sample from")
+        texts = [t for t, _, _ in kept]
+        self.keys = [k for _, k, _ in kept]
         self.tok, self.texts, self.cfg = tok, texts, cfg
         self._indexes: dict[str, WorkspaceIndex] = {}
         self.source_names = list(cfg.draft_sources)
         self.source_weights = [cfg.draft_sources[k] for k in self.source_names]
         self.cum: list[int] = []
         total = 0
-        for t in texts:
-            total += len(t)
+        for _, _, mass in kept:
+            total += mass
             self.cum.append(total)
         self.rng = random.Random(seed)
         self.kind_names = list(cfg.kinds)

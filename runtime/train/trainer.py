@@ -46,7 +46,7 @@ from runtime.load import save_folder
 from runtime.measure import cpu_name
 from runtime.model import PRESETS, InfillTransformer, ModelArgs, count_params
 from runtime.tokenizer import Tokenizer
-from runtime.train.corpus import read_shards
+from runtime.train.corpus import ORIGINS, SourceFile, read_shards
 from runtime.train.objective import Batch, ObjectiveConfig, SampleStream
 
 
@@ -93,6 +93,10 @@ class TrainConfig:
     snippets: float = 0.0
     """Fraction of samples with context snippets from their package (see objective.py)."""
     snippet_tokens: tuple[int, ...] = (256, 512)
+    mix: str = ""
+    """Sampling weight per origin of a document (`corpus.ORIGINS`), as `stdlib=2,pinned=0.25`:
+    each unnamed origin keeps 1, 0 leaves an origin out; '' samples by size alone. A corpus v2
+    run can so keep the standard library's share up."""
     init: str | None = None
     """A model folder whose weights start the run (a fresh run only; a checkpoint wins)."""
     context_tokens: tuple[int, ...] = (128, 192, 256, 320)
@@ -160,7 +164,13 @@ class Trainer:
         self.opt, self.muon = build_optimizers(self.model, cfg, self.device)
         docs = read_shards(Path(cfg.corpus), "train")
         texts, keys = [d.text for d in docs], [(d.package, d.path) for d in docs]
-        self.stream = SampleStream(self.tok, texts, cfg.objective(), seed=cfg.seed, keys=keys)
+        mix = parse_mix(cfg.mix)
+        weights = [mix[d.origin] for d in docs]
+        self.stream = SampleStream(
+            self.tok, texts, cfg.objective(), seed=cfg.seed, keys=keys, weights=weights
+        )
+        shares = mix_shares(docs, mix)
+        self.log("sampled characters: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
         self.state = State()
         self._batches: Iterator[Batch] | None = None
         self.ckpt = self.run_dir / "ckpt.pt"
@@ -541,6 +551,35 @@ def machine_name(device: torch.device, threads: int | None) -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores, torch threads {threads or torch.get_num_threads()}"
 
 
+def parse_mix(spec: str) -> dict[str, float]:
+    """`stdlib=2,pinned=0.25` -> a weight for each of `corpus.ORIGINS` (1 unless named)."""
+    weights = dict.fromkeys(ORIGINS, 1.0)
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, eq, value = item.partition("=")
+        if name.strip() not in weights or not eq:
+            raise ValueError(
+                f"--mix {spec!r}: {item!r} is not ORIGIN=WEIGHT with ORIGIN one of {', '.join(ORIGINS)}"
+            )
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--mix {spec!r}: {value!r} is not a number") from None
+        if not weights[name.strip()] >= 0:
+            raise ValueError(f"--mix {spec!r}: a weight must be >= 0, not {value}")
+    if not any(weights.values()):
+        raise ValueError(f"--mix {spec!r} leaves every origin out")
+    return weights
+
+
+def mix_shares(docs: list[SourceFile], weights: dict[str, float]) -> dict[str, float]:
+    """Each origin's share of the sampled characters under `weights` (for the run's log)."""
+    mass = dict.fromkeys(ORIGINS, 0.0)
+    for d in docs:
+        mass[d.origin] += len(d.text) * weights[d.origin]
+    total = sum(mass.values()) or 1.0
+    return {k: v / total for k, v in mass.items()}
+
+
 def parse(argv: list[str] | None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m runtime.train train", description=__doc__.split("\n")[0])
     for f in fields(TrainConfig):
@@ -556,6 +595,10 @@ def parse(argv: list[str] | None) -> TrainConfig:
         else:
             p.add_argument(flag, default=f.default)
     a = vars(p.parse_args(argv))
+    try:
+        parse_mix(a["mix"])
+    except ValueError as e:
+        p.error(str(e))
     a["context_tokens"] = tuple(a["context_tokens"])
     a["canvas_lens"] = tuple(a["canvas_lens"])
     a["snippet_tokens"] = tuple(a["snippet_tokens"])

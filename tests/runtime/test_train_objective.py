@@ -159,6 +159,25 @@ def test_mask_rate_varies_and_corruption_hits_only_visible_tokens(tok):
     assert 0.15 * full < b.context.sum() < 0.35 * full
 
 
+def test_stream_samples_documents_by_weighted_size(tok):
+    """Weights scale each document's characters; 0 leaves it out; none keeps the old draws."""
+    cfg = ObjectiveConfig(context_tokens=(64, 96), canvas_lens=(8, 16))
+    texts = ["a" * 1000, "b" * 1000, "c" * 1000]
+    plain = SampleStream(tok, texts, cfg, seed=1)
+    ones = SampleStream(tok, texts, cfg, seed=1, weights=[1.0, 1.0, 1.0])
+    assert [plain.document() for _ in range(50)] == [ones.document() for _ in range(50)]
+    mixed = SampleStream(tok, texts, cfg, seed=1, weights=[3.0, 0.0, 1.0])
+    assert mixed.texts == ["a" * 1000, "c" * 1000]
+    draws = [mixed.document() for _ in range(4000)]
+    assert 0.70 < draws.count(0) / len(draws) < 0.80  # 3 : 1
+    with pytest.raises(ValueError, match="weight"):
+        SampleStream(tok, texts, cfg, weights=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="one weight >= 0 per document"):
+        SampleStream(tok, texts, cfg, weights=[1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="one weight >= 0 per document"):
+        SampleStream(tok, texts, cfg, weights=[1.0])
+
+
 def test_stream_is_deterministic_per_seed(tok):
     cfg = ObjectiveConfig(context_tokens=(64, 96), canvas_lens=(8, 16))
     a = SampleStream(tok, [DOC, "short doc\n"], cfg, seed=7).batch(4)

@@ -10,7 +10,7 @@ import torch
 from runtime.load import load_embedded
 from runtime.train.corpus import SourceFile, write_shards
 from runtime.train.tokenizer_train import train_tokenizer
-from runtime.train.trainer import TrainConfig, Trainer, parse
+from runtime.train.trainer import TrainConfig, Trainer, mix_shares, parse, parse_mix
 from runtime.types import InfillRequest
 
 
@@ -103,6 +103,42 @@ def test_command_line_parses_every_option():
         [sys.executable, "-m", "runtime.train", "nosuch"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 2 and "usage" in out.stderr
+
+
+def test_mix_weights_the_corpus_origins(files):
+    """--mix: a weight per origin (stdlib, installed, pinned), checked when parsed, logged as shares."""
+    assert parse_mix("") == {"stdlib": 1.0, "installed": 1.0, "pinned": 1.0}
+    assert parse_mix("stdlib=2, pinned=0.25") == {"stdlib": 2.0, "installed": 1.0, "pinned": 0.25}
+    for bad, why in [
+        ("std=1", "not ORIGIN=WEIGHT"),
+        ("pinned", "not ORIGIN=WEIGHT"),
+        ("pinned=x", "not a number"),
+        ("pinned=-1", ">= 0"),
+        ("stdlib=0,installed=0,pinned=0", "every origin"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            parse_mix(bad)
+    docs = [
+        SourceFile("stdlib:json", "PSF-2.0", "a.py", "x" * 100),
+        SourceFile("site:click", "BSD", "b.py", "x" * 300),
+        SourceFile("site:httpx", "BSD", "c.py", "x" * 600, source="httpx-0.28.1-py3-none-any.whl#sha256=00"),
+    ]
+    assert [d.origin for d in docs] == ["stdlib", "installed", "pinned"]
+    shares = mix_shares(docs, parse_mix("stdlib=3,pinned=0.25"))  # 300 : 300 : 150 characters
+    assert shares == pytest.approx({"stdlib": 0.4, "installed": 0.4, "pinned": 0.2})
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.train", "train", "--mix", "stdlib=two"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "not a number" in out.stderr
+    trainer = Trainer(config(files, "mixed", mix="installed=0", max_steps=1))
+    assert (
+        "sampled characters: stdlib 100.0%, installed 0.0%, pinned 0.0%"
+        in (files / "mixed" / "train.log").read_text()
+    )
+    assert len(trainer.stream.texts) == 4
 
 
 def test_warm_start_and_draft_loss(files):
