@@ -19,9 +19,9 @@ The lengths a model searches, and whether it writes the causal line, are its own
 none. Measured for the shipped model with `benchmarks/causal_lines.py`, and `python -m runtime.eval
 --model FOLDER` on a copy whose config.json declares it (docs/training.md, "The causal head" and "The causal
 line as a decoding option"): the causal line gained 0.3 points on HumanEval single-line and held-out lines
-without a workspace; cut at `CAUSAL_SLACK` tokens past the canvas's text it keeps 2.84 tokens per forward
-on `benchmarks/workspace.py`'s model + drafts row (2.19 uncut; the issue's target 2.5), so the shipped
-model declares it, and no length search.
+without a workspace (0.7 on `benchmarks/workspace.py`'s tuning seeds 1-2); cut at `CAUSAL_SLACK` tokens
+past the canvas's text it keeps ~3.5 tokens per forward on that benchmark's model + drafts row (~2.4
+uncut; the issue's target 2.5), so the shipped model declares it, and no length search.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     from runtime.model import KV, InfillTransformer
     from runtime.tokenizer import Tokenizer
 
-CAUSAL_SLACK = 6
+CAUSAL_SLACK = 3
 """Tokens the causal line may write beyond the canvas's text (heal included) before it is no candidate:
-its run-on lines cost one-token steps for nothing (`benchmarks/workspace.py`, model + drafts: 2.19 tokens
-per forward uncut, 2.84 with this cut, the same exact match; HumanEval single-line 4.7 % both)."""
+its run-on lines cost one-token steps for nothing. Chosen on `benchmarks/workspace.py`'s tuning seeds 1-2
+(docs/training.md, "The cut"): every cut of 2 or more tokens keeps the uncut line's exact match there, 0-1
+lose it; 3 leaves a token of margin, at 3.48 / 3.49 tokens per forward with drafts (6: 3.13 / 3.06)."""
 JOIN_TOKENS = 12
 """Suffix tokens after a candidate that the causal head's score includes."""
 JOIN_CHARS = JOIN_TOKENS * 16

@@ -127,7 +127,7 @@ NAMED = InfillRequest(
 """A line the shipped model's causal head ends (on `LINE` it runs on past a canvas)."""
 
 
-@pytest.mark.parametrize("prefix", [NAMED.prefix, "def area(w, h):\n    ret"])
+@pytest.mark.parametrize("prefix", [NAMED.prefix, "def size(items):\n    ret"])
 def test_the_causal_line_is_the_uncached_greedy_decode_through_the_line_break(shipped, prefix):
     """The first token begins with the healed text (a space, a cut word), as a canvas's first slot does."""
     tok, model, banned = shipped.tok, shipped.model, shipped.never_written
@@ -148,7 +148,7 @@ def test_the_causal_line_is_the_uncached_greedy_decode_through_the_line_break(sh
             )
 
 
-@pytest.mark.parametrize("prefix", [NAMED.prefix, "def area(w, h):\n    ret"])
+@pytest.mark.parametrize("prefix", [NAMED.prefix, "def size(items):\n    ret"])
 def test_a_draft_gives_the_same_causal_line_in_fewer_forwards(shipped, prefix):
     """Greedy speculative decoding: the draft's tokens the head agrees with are taken in one forward;
     a wrong draft costs nothing, a partly right one saves its right tokens' steps."""
