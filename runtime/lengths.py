@@ -18,10 +18,10 @@ The lengths a model searches, and whether it writes the causal line, are its own
 `decoding.length_search` and `decoding.causal_line`, `runtime.decoding`): none for a model that declares
 none. Measured for the shipped model with `benchmarks/causal_lines.py`, and `python -m runtime.eval
 --model FOLDER` on a copy whose config.json declares it (docs/training.md, "The causal head" and "The causal
-line as a decoding option"): the causal line gained 0.3 points on HumanEval single-line and held-out lines
-without a workspace (0.7 on `benchmarks/workspace.py`'s tuning seeds 1-2); cut at `CAUSAL_SLACK` tokens
-past the canvas's text it keeps ~3.5 tokens per forward on that benchmark's model + drafts row (~2.4
-uncut; the issue's target 2.5), so the shipped model declares it, and no length search.
+line as a decoding option"): with a cut of 6 the causal line gained 0.3 points on HumanEval single-line
+and held-out lines without a workspace (0.7 on `benchmarks/workspace.py`'s tuning seeds 1-2); cut at
+`CAUSAL_SLACK` tokens past the canvas's text it keeps ~3.5 tokens per forward on that benchmark's model +
+drafts row (~2.4 uncut; the issue's target 2.5), so the shipped model declares it, and no length search.
 """
 
 from __future__ import annotations

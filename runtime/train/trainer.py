@@ -555,16 +555,16 @@ def parse_mix(spec: str) -> dict[str, float]:
     """`stdlib=2,pinned=0.25` -> a weight for each of `corpus.ORIGINS` (1 unless named)."""
     weights = dict.fromkeys(ORIGINS, 1.0)
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, eq, value = item.partition("=")
-        if name.strip() not in weights or not eq:
+        name, eq, value = (part.strip() for part in item.partition("="))
+        if name not in weights or not eq:
             raise ValueError(
                 f"--mix {spec!r}: {item!r} is not ORIGIN=WEIGHT with ORIGIN one of {', '.join(ORIGINS)}"
             )
         try:
-            weights[name.strip()] = float(value)
+            weights[name] = float(value)
         except ValueError:
             raise ValueError(f"--mix {spec!r}: {value!r} is not a number") from None
-        if not weights[name.strip()] >= 0:
+        if not weights[name] >= 0:
             raise ValueError(f"--mix {spec!r}: a weight must be >= 0, not {value}")
     if not any(weights.values()):
         raise ValueError(f"--mix {spec!r} leaves every origin out")
